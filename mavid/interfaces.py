@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 
-class Cancelled(Exception):  # noqa: N818 - reads as "the work was cancelled"
+class Cancelled(Exception):
     """Raised inside model work when its CancelToken was set."""
 
 

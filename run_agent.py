@@ -1,0 +1,223 @@
+"""run_agent.py: the one command-line entry point of mavid-agent.
+
+Every option of every subcommand comes, in this order of precedence, from the command line,
+from a `MAVID_<OPTION>` environment variable, or from the subcommand's table of a TOML
+config file (`--config FILE` or `MAVID_CONFIG`), for example::
+
+    [serve]
+    port = 8080
+    max_sessions = 4
+
+Parsing, typing and validation are pydantic-settings'; a wrong type or an unknown key is an
+error that names the key and where it may come from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    CliApp,
+    CliSubCommand,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+log = logging.getLogger("mavid.cli")
+
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("mavid_config_file", default=None)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ConfigError(Exception):
+    """A setting is wrong: the message names the key and the places it may come from."""
+
+
+class Command(BaseSettings):
+    """Options every subcommand has, and where settings come from."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAVID_",
+        extra="forbid",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        validate_default=True,
+    )
+    # The TOML table this command reads; set by each subclass.
+    toml_table: ClassVar[str] = ""
+
+    config: Path | None = Field(
+        None,
+        description="TOML config file; this command reads its table (e.g. [serve]).",
+    )
+    log_level: LogLevel = Field("INFO", description="Logging level.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _CONFIG_FILE.get()
+        if path is not None and cls.toml_table:
+            sources.append(
+                TomlConfigSettingsSource(
+                    settings_cls, toml_file=path, toml_table_header=(cls.toml_table,)
+                )
+            )
+        return tuple(sources)
+
+
+class ServeCommand(Command):
+    """Run the avatar agent: HTTP signaling, the browser client page and WebRTC sessions."""
+
+    toml_table: ClassVar[str] = "serve"
+
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for all).")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on (0: any free).")
+    ref_image: Path | None = Field(
+        None, description="Reference face image (PNG/JPEG) for the avatar; default: built in."
+    )
+    token: str | None = Field(
+        None, description="Bearer token required on /offer and /whip (none: open)."
+    )
+    max_sessions: int = Field(4, ge=1, description="Concurrent sessions; more get 503.")
+    threads: int = Field(
+        2, ge=1, description="Worker threads for model work (and torch intra-op threads)."
+    )
+    ice_host_addresses: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Pin the local ICE host candidates to these addresses (e.g. 127.0.0.1); "
+            "default: every interface."
+        ),
+    )
+    checkpoint: Path | None = Field(
+        None, description="MAViD checkpoint directory; default: the embedded mavid-tiny."
+    )
+    conductor_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint for a remote Conductor (e.g. a vLLM server).",
+    )
+    conductor_model: str | None = Field(None, description="Model name at --conductor-url.")
+    conductor_api_key: str | None = Field(None, description="API key for --conductor-url.")
+
+    def cli_cmd(self) -> None:
+        from signaling.server import ServerConfig, serve
+
+        known = set(ServerConfig.__dataclass_fields__)
+        values = {k: v for k, v in self.model_dump().items() if k in known}
+        cfg = ServerConfig(**values)
+        _run_async(
+            serve(cfg, ready=lambda url: print(f"mavid-agent is up: open {url}", flush=True))
+        )
+
+
+class Root(BaseSettings):
+    """mavid-agent: a realtime, full-duplex audio-visual avatar agent (MAViD)."""
+
+    model_config = SettingsConfigDict(cli_prog_name="run_agent.py", cli_kebab_case=True)
+
+    serve: CliSubCommand[ServeCommand]
+
+    def cli_cmd(self) -> None:
+        CliApp.run_subcommand(self)
+
+
+COMMANDS: dict[str, type[Command]] = {"serve": ServeCommand}
+
+
+def _run_async(main: Any) -> None:
+    """Run a coroutine on uvloop; Ctrl-C ends it cleanly."""
+    import uvloop
+
+    try:
+        uvloop.run(main)
+    except KeyboardInterrupt:
+        pass
+
+
+def _config_path(argv: list[str]) -> Path | None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path)
+    known, _ = pre.parse_known_args(argv)
+    path = known.config or (
+        Path(os.environ["MAVID_CONFIG"]) if "MAVID_CONFIG" in os.environ else None
+    )
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    for key, value in data.items():
+        if key not in COMMANDS or not isinstance(value, dict):
+            raise ConfigError(
+                f"config file {path}: unknown key {key!r}; expected tables "
+                + ", ".join(f"[{name}]" for name in COMMANDS)
+            )
+    return path
+
+
+def _explain(exc: ValidationError, command: str | None) -> str:
+    lines = []
+    table = f"[{command}] table of the config file" if command else "config file"
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if str(p) not in COMMANDS]
+        key = ".".join(loc) or "?"
+        env = "MAVID_" + key.upper().replace("-", "_")
+        flag = "--" + key.replace("_", "-")
+        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        lines.append(
+            f"error: setting {key!r}: {err['msg']}{got}. "
+            f"It can come from {flag}, {env} or the {table}."
+        )
+    return "\n".join(lines)
+
+
+def _setup_logging(argv: list[str]) -> None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--log-level", default=os.environ.get("MAVID_LOG_LEVEL", "INFO"))
+    level = pre.parse_known_args(argv)[0].log_level.upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    try:
+        _CONFIG_FILE.set(_config_path(argv))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(argv)
+    try:
+        CliApp.run(Root, cli_args=argv, cli_show_env_vars=True)
+    except ValidationError as exc:
+        print(_explain(exc, command), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
