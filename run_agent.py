@@ -120,12 +120,56 @@ class ServeCommand(Command):
     def cli_cmd(self) -> None:
         from signaling.server import ServerConfig, serve
 
-        known = set(ServerConfig.__dataclass_fields__)
-        values = {k: v for k, v in self.model_dump().items() if k in known}
-        cfg = ServerConfig(**values)
+        cfg = _dataclass_from(ServerConfig, self)
         _run_async(
             serve(cfg, ready=lambda url: print(f"mavid-agent is up: open {url}", flush=True))
         )
+
+
+class RenderCommand(Command):
+    """Write an MP4 (H.264 + AAC) of the avatar's answer, clip by clip."""
+
+    toml_table: ClassVar[str] = "render"
+
+    question: str | None = Field(None, description="A question for the Conductor to answer.")
+    speech: str | None = Field(
+        None, description="Speech directive to render directly (bypasses the Conductor)."
+    )
+    motion: str | None = Field(None, description="Motion directive to go with --speech.")
+    out: Path = Field(Path("answer.mp4"), description="Output MP4 file.")
+    clips: int | None = Field(
+        None, ge=1, description="Number of clips (any length); default: as the speech needs."
+    )
+    ref_image: Path | None = Field(None, description="Reference face image; default: built in.")
+    checkpoint: Path | None = Field(
+        None, description="MAViD checkpoint directory; default: the embedded mavid-tiny."
+    )
+    seed: int = Field(0, description="Random seed of the sampler.")
+
+    def cli_cmd(self) -> None:
+        from mavid.render import RenderConfig, render_main
+
+        if not (self.question or self.speech):
+            raise ConfigError("render needs --question or --speech")
+        out = render_main(_dataclass_from(RenderConfig, self))
+        print(f"wrote {out}")
+
+
+class DataCommand(Command):
+    """Build the synthetic audio-visual world (sharded, resumable, deterministic)."""
+
+    toml_table: ClassVar[str] = "data"
+
+    out: Path = Field(Path("data/world"), description="Output directory (shards + manifest).")
+    seed: int = Field(0, description="World seed: the same seed builds the same world.")
+    samples: int = Field(1000, ge=1, description="Number of samples to build.")
+    workers: int = Field(2, ge=0, description="Worker processes (0 or 1: in this process).")
+    shard_size: int = Field(100, ge=1, description="Samples per shard.")
+
+    def cli_cmd(self) -> None:
+        from mavid.data.build import WorldConfig, build_world
+
+        build_world(_dataclass_from(WorldConfig, self))
 
 
 class Root(BaseSettings):
@@ -134,12 +178,24 @@ class Root(BaseSettings):
     model_config = SettingsConfigDict(cli_prog_name="run_agent.py", cli_kebab_case=True)
 
     serve: CliSubCommand[ServeCommand]
+    render: CliSubCommand[RenderCommand]
+    data: CliSubCommand[DataCommand]
 
     def cli_cmd(self) -> None:
         CliApp.run_subcommand(self)
 
 
-COMMANDS: dict[str, type[Command]] = {"serve": ServeCommand}
+COMMANDS: dict[str, type[Command]] = {
+    "serve": ServeCommand,
+    "render": RenderCommand,
+    "data": DataCommand,
+}
+
+
+def _dataclass_from(cls: type, settings: Command) -> Any:
+    """Build a subsystem's dataclass config from the fields it shares with a command."""
+    known = set(cls.__dataclass_fields__)
+    return cls(**{k: v for k, v in settings.model_dump().items() if k in known})
 
 
 def _run_async(main: Any) -> None:
@@ -215,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         CliApp.run(Root, cli_args=argv, cli_show_env_vars=True)
     except ValidationError as exc:
         print(_explain(exc, command), file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 

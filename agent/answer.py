@@ -1,0 +1,178 @@
+"""One answer: the Conductor's directives, cut into clip prompts, made into clips, played.
+
+The Conductor streams in one worker thread; the Creator makes clip after clip in worker
+threads, each conditioned on the previous one by its `CreatorStream`; clip j+1 is being made
+while clip j plays. Nothing here blocks the event loop. Cancellation is explicit: set the
+`CancelToken` (model work stops at its next step) and cancel the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mavid.interfaces import (
+    AVClip,
+    CancelToken,
+    Conductor,
+    CreatorStream,
+    DirectiveDelta,
+    UserTurn,
+)
+from mavid.segment import ClipSegmenter
+from realtime.playout import PlayoutBuffer, Scheduled
+from realtime.resample import OUT_RATE, clip_audio_to_output
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    words_per_clip: float = 2.5
+    first_clip_words: float = 1.5
+    max_ahead_s: float = 2.0  # generation waits while this much media is queued unplayed
+    max_clips: int = 60  # an answer stops after this many clips, whatever the Conductor says
+
+
+@dataclass(frozen=True)
+class MadeClip:
+    clip: AVClip
+    scheduled: Scheduled
+
+
+class AnswerObserver:
+    """What an answer reports as it goes (the session turns it into events, logs, metrics)."""
+
+    def on_directive(self, delta: DirectiveDelta) -> None: ...
+
+    def on_clip(self, made: MadeClip) -> None: ...
+
+
+class _End:
+    """Marks the end of the Conductor's stream in the delta queue."""
+
+
+def _pump_conductor(
+    conductor: Conductor,
+    turn: UserTurn,
+    cancel: CancelToken,
+    put: Callable[[object], None],
+) -> None:
+    """Worker thread: forward each delta (or the error that ended the stream) to the loop."""
+    try:
+        for delta in conductor.stream(turn, cancel):
+            put(delta)
+        put(_End())
+    except BaseException as exc:  # forwarded, re-raised on the loop
+        put(exc)
+
+
+def _make_clip(
+    stream: CreatorStream,
+    lock: threading.Lock,
+    speech: str,
+    motion: str,
+    cancel: CancelToken,
+    num_frames: int,
+) -> tuple[AVClip, np.ndarray]:
+    """Worker thread: one clip and its 48-kHz audio for the playout buffer."""
+    # a clip abandoned by barge-in may still be finishing its step in another thread
+    with lock:
+        cancel.raise_if_cancelled()
+        clip = stream.next_clip(speech, motion, cancel, num_frames)
+    n_out = clip.frames.shape[0] * OUT_RATE // clip.fps
+    return clip, clip_audio_to_output(clip.audio, clip.sample_rate, n_out)
+
+
+async def run_answer(
+    turn: UserTurn,
+    cancel: CancelToken,
+    *,
+    conductor: Conductor,
+    stream: CreatorStream,
+    stream_lock: threading.Lock,
+    playout: PlayoutBuffer,
+    executor: concurrent.futures.Executor,
+    observer: AnswerObserver,
+    config: AnswerConfig,
+    gate: asyncio.Event | None = None,
+) -> list[MadeClip]:
+    """Run one answer to its last pushed clip (not until it has played). Returns the clips.
+
+    With a `gate`, clips are made at once but the first is played only once the gate is set
+    (an answer started early, at a pause in the user's speech).
+    """
+    loop = asyncio.get_running_loop()
+    deltas: asyncio.Queue[object] = asyncio.Queue()
+
+    def put(item: object) -> None:
+        try:
+            loop.call_soon_threadsafe(deltas.put_nowait, item)
+        except RuntimeError:  # the loop is gone: the session ended, nobody listens
+            pass
+
+    conductor_job = loop.run_in_executor(executor, _pump_conductor, conductor, turn, cancel, put)
+    segmenter = ClipSegmenter(config.words_per_clip, config.first_clip_words)
+    prompts: asyncio.Queue[str | None] = asyncio.Queue()
+    motion: list[str] = []
+
+    async def read_directives() -> None:
+        while True:
+            item = await deltas.get()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, _End):
+                break
+            assert isinstance(item, DirectiveDelta)
+            observer.on_directive(item)
+            motion.append(item.motion)
+            for prompt in segmenter.feed(item.speech):
+                prompts.put_nowait(prompt)
+        for prompt in segmenter.flush():
+            prompts.put_nowait(prompt)
+        prompts.put_nowait(None)
+
+    reader = asyncio.create_task(read_directives())
+    made: list[MadeClip] = []
+    spec = stream.spec
+    try:
+        while len(made) < config.max_clips:
+            get = asyncio.ensure_future(prompts.get())
+            done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if get not in done:
+                get.cancel()
+                reader.result()  # raises the Conductor's error, if that is why it ended
+                prompt = await prompts.get()  # ended cleanly: the prompts are all queued
+            else:
+                prompt = get.result()
+            if prompt is None:
+                break
+            # keep generation at most max_ahead_s ahead of what the peer hears
+            await playout.clock.sleep_until(playout.end_s - config.max_ahead_s)
+            num_frames = spec.first_clip_frames if not made else spec.clip_frames
+            started = time.monotonic()
+            clip, audio = await loop.run_in_executor(
+                executor, _make_clip, stream, stream_lock, prompt, "".join(motion), cancel,
+                num_frames,
+            )  # fmt: skip
+            if clip.gen_seconds <= 0:
+                clip = _with_gen_seconds(clip, time.monotonic() - started)
+            if gate is not None:
+                await gate.wait()
+            made.append(MadeClip(clip, playout.push(audio, clip.frames)))
+            observer.on_clip(made[-1])
+        return made
+    finally:
+        cancel.cancel()  # stops the Conductor if the answer ended early (cap, error, cancel)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        conductor_job.cancel()  # only detaches: the thread exits at its next token
+
+
+def _with_gen_seconds(clip: AVClip, seconds: float) -> AVClip:
+    return dataclasses.replace(clip, gen_seconds=seconds)

@@ -1,0 +1,90 @@
+"""Conductor figures on this machine: tiny Thinker latency / throughput, parser and segmenter.
+
+    .venv/bin/python benchmarks/conductor.py [--tokens 64] [--repeats 3]
+
+Prints, per turn kind (text / audio / video / all three), the time to the first directive
+delta and the decode rate of the tiny preset, then the parser's and segmenter's throughput.
+Timings on a shared 2-core machine are noisy: the median of `--repeats` runs is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from mavid.conductor import ConductorConfig, DirectiveParser, ThinkerConductor
+from mavid.interfaces import CancelToken, UserTurn
+from mavid.segment import ClipSegmenter
+
+
+def turns(seconds: float) -> dict[str, UserTurn]:
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(int(16_000 * seconds)) * 0.1).astype(np.float32)
+    frames = tuple(
+        rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for _ in range(int(2 * seconds))
+    )
+    return {
+        "text": UserTurn(text="Hello, what can you see in my room today?"),
+        "audio": UserTurn(audio=audio),
+        "video": UserTurn(video=frames),
+        "all": UserTurn(text="What is this?", audio=audio, video=frames),
+    }
+
+
+def time_turn(conductor: ThinkerConductor, turn: UserTurn) -> tuple[float, float]:
+    start = time.perf_counter()
+    first = None
+    for _ in conductor.stream(turn, CancelToken()):
+        if first is None:
+            first = time.perf_counter() - start
+    return first or float("nan"), time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=64, help="tokens generated per turn")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4.0, help="user audio/video length")
+    args = ap.parse_args()
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    n = args.tokens
+    cfg = ConductorConfig(max_new_tokens=n, min_new_tokens=n, seed=0)
+    conductor = ThinkerConductor.tiny(seed=0, config=cfg)
+    params = sum(p.numel() for p in conductor.model.parameters())
+    print(f"tiny Thinker: {params / 1e6:.2f} M parameters, vocab {len(conductor.tokenizer)}, "
+          f"torch threads {torch.get_num_threads()}")  # fmt: skip
+    for turn in turns(args.seconds).values():  # warm-up: first calls allocate and load
+        time_turn(conductor, turn)
+    print(f"{'turn':<6} {'prompt tok':>10} {'first delta ms':>15} {'total ms':>9} {'tok/s':>7}")
+    for name, turn in turns(args.seconds).items():
+        prompt = conductor.encoder.encode_prompt(turn, cfg.system_prompt)["input_ids"].shape[1]
+        runs = [time_turn(conductor, turn) for _ in range(args.repeats)]
+        first = statistics.median(r[0] for r in runs)
+        total = statistics.median(r[1] for r in runs)
+        print(f"{name:<6} {prompt:>10} {first * 1e3:>15.1f} {total * 1e3:>9.1f} {n / total:>7.0f}")
+
+    text = "Hello there! I can see a red cup on your desk.<m_bos>smiles, nods<m_eos>" * 200
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    start = time.perf_counter()
+    parser = DirectiveParser()
+    for p in pieces:
+        parser.feed(p)
+    parser.close()
+    dt = time.perf_counter() - start
+    print(f"parser: {len(text) / dt / 1e6:.2f} M chars/s in 3-char deltas")
+    speech = "Hello there, I can see a red cup on your desk. " * 400
+    start = time.perf_counter()
+    seg = ClipSegmenter()
+    prompts = [q for i in range(0, len(speech), 4) for q in seg.feed(speech[i : i + 4])]
+    prompts += seg.flush()
+    dt = time.perf_counter() - start
+    print(f"segmenter: {len(speech.split()) / dt / 1e3:.0f} k words/s, {len(prompts)} prompts")
+
+
+if __name__ == "__main__":
+    main()

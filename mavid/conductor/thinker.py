@@ -1,0 +1,371 @@
+"""The local Conductor: a Qwen2.5-Omni Thinker streaming speech / motion directives (Eq. 3).
+
+`ThinkerConductor.tiny()` builds the project's tiny preset (random weights, own tokenizer,
+Whisper-style feature extractor); `from_pretrained(dir)` loads a local directory, either one
+saved by `save_pretrained` or a real Qwen2.5-Omni checkpoint (never a hub download).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+    Qwen2_5OmniConfig,
+    Qwen2_5OmniThinkerConfig,
+    Qwen2_5OmniThinkerForConditionalGeneration,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+    WhisperFeatureExtractor,
+)
+
+from mavid.conductor.features import (
+    SAMPLE_RATE,
+    ThinkerInputsConfig,
+    TurnEncoder,
+    VisionGeometry,
+)
+from mavid.conductor.format import END_OF_TEXT, IM_END, M_BOS, M_EOS, SYSTEM_PROMPT
+from mavid.conductor.parser import DirectiveParser
+from mavid.conductor.tokenizer import build_tiny_tokenizer
+from mavid.interfaces import CancelToken, ConductorError, DirectiveDelta, UserTurn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConductorConfig:
+    """Decoding settings of the Conductor (local Thinker)."""
+
+    max_new_tokens: int = 128
+    min_new_tokens: int = 0  # > 0: the end-of-turn tokens cannot come earlier
+    do_sample: bool = True
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 0.9
+    seed: int | None = None  # set: sampling is reproducible (seeds torch's global RNG)
+    system_prompt: str = SYSTEM_PROMPT
+    poll_seconds: float = 0.02  # how often the consumer checks the cancel token while waiting
+    join_seconds: float = 10.0  # longest wait for the generation thread after a stop
+
+
+@dataclass(frozen=True)
+class TinyThinkerShape:
+    """The tiny preset: hidden 64, 2 layers, 1-layer audio encoder, depth-1 vision tower."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4  # head_dim 16
+    audio_d_model: int = 32
+    num_mel_bins: int = 32
+    vision_hidden: int = 32
+    patch_size: int = 8
+    frame_size: int = 32
+
+
+def mrope_section(head_dim: int) -> list[int]:
+    """(time, height, width) split of the rotary half-dim, in Qwen2.5-Omni's 1:1.5:1.5 ratio.
+
+    It must sum to head_dim / 2 (e.g. 128 -> [16, 24, 24] as the 7B; 16 -> [2, 3, 3]).
+    """
+    half = head_dim // 2
+    hw = (half - half // 4) // 2
+    return [half - 2 * hw, hw, hw]
+
+
+def tiny_thinker_config(tokenizer: PreTrainedTokenizerBase, shape: TinyThinkerShape) -> dict:
+    """Qwen2_5OmniThinkerConfig kwargs for `shape`, with ids taken from `tokenizer`."""
+    if shape.hidden_size % shape.num_heads or (shape.hidden_size // shape.num_heads) % 2:
+        raise ValueError(f"hidden_size {shape.hidden_size} / {shape.num_heads} heads: bad head_dim")
+    if shape.frame_size % (shape.patch_size * 2):
+        raise ValueError(f"frame_size {shape.frame_size} must be a multiple of 2 * patch_size")
+    vocab_size = -(-len(tokenizer) // 64) * 64  # special ids are 0..11, well below this
+    ids = tokenizer.convert_tokens_to_ids
+    text = {
+        "vocab_size": vocab_size,
+        "hidden_size": shape.hidden_size,
+        "intermediate_size": shape.hidden_size * 2,
+        "num_hidden_layers": shape.num_layers,
+        "num_attention_heads": shape.num_heads,
+        "num_key_value_heads": shape.num_heads // 2,
+        "max_position_embeddings": 4096,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1_000_000.0,
+            "mrope_section": mrope_section(shape.hidden_size // shape.num_heads),
+        },
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    audio = {
+        "num_mel_bins": shape.num_mel_bins,
+        "encoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": shape.audio_d_model * 2,
+        "d_model": shape.audio_d_model,
+        "output_dim": shape.hidden_size,  # must equal the text hidden size
+        "max_source_positions": 1500,
+        "n_window": 100,
+    }
+    vision = {
+        "depth": 1,
+        "hidden_size": shape.vision_hidden,
+        "intermediate_size": shape.vision_hidden * 2,
+        "num_heads": 2,
+        "patch_size": shape.patch_size,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": shape.frame_size,
+        "out_hidden_size": shape.hidden_size,
+        "fullatt_block_indexes": [0],
+    }
+    return {
+        "text_config": text,
+        "audio_config": audio,
+        "vision_config": vision,
+        "audio_token_index": ids("<|AUDIO|>"),
+        "image_token_index": ids("<|IMAGE|>"),
+        "video_token_index": ids("<|VIDEO|>"),
+        "audio_start_token_id": ids("<|audio_bos|>"),
+        "audio_end_token_id": ids("<|audio_eos|>"),
+        # get_rope_index reads it; without it generate fails for video.
+        "vision_start_token_id": ids("<|vision_bos|>"),
+        "vision_end_token_id": ids("<|vision_eos|>"),
+        "user_token_id": ids("user") if "user" in tokenizer.get_vocab() else 0,
+        "seconds_per_chunk": 2,
+        "position_id_per_seconds": 25,
+    }
+
+
+class _StopOn(StoppingCriteria):
+    """Ends generate() at the next token once the turn is cancelled or the consumer left."""
+
+    def __init__(self, cancel: CancelToken, stop: threading.Event) -> None:
+        self.cancel, self.stop = cancel, stop
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kw) -> bool:
+        return self.cancel.cancelled or self.stop.is_set()
+
+
+class ThinkerConductor:
+    """Conductor over `Qwen2_5OmniThinkerForConditionalGeneration` (implements `Conductor`)."""
+
+    def __init__(
+        self,
+        model: Qwen2_5OmniThinkerForConditionalGeneration,
+        tokenizer: PreTrainedTokenizerBase,
+        feature_extractor: WhisperFeatureExtractor,
+        inputs_config: ThinkerInputsConfig,
+        config: ConductorConfig | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.feature_extractor = feature_extractor
+        self.inputs_config = inputs_config
+        self.config = config or ConductorConfig()
+        vc = model.config.vision_config
+        self.encoder = TurnEncoder(
+            tokenizer,
+            feature_extractor,
+            VisionGeometry(vc.patch_size, vc.temporal_patch_size, vc.spatial_merge_size),
+            inputs_config,
+        )
+        # The Thinker keeps rope deltas on the module during generate: one turn at a time.
+        self._lock = threading.Lock()
+        self._stop_ids = [
+            i
+            for i in tokenizer.convert_tokens_to_ids([IM_END, END_OF_TEXT])
+            if i is not None and i != tokenizer.unk_token_id
+        ]
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def tiny(
+        cls,
+        seed: int = 0,
+        config: ConductorConfig | None = None,
+        *,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        shape: TinyThinkerShape | None = None,
+    ) -> ThinkerConductor:
+        """The tiny preset with random (seeded, deterministic) weights.
+
+        `tokenizer`: e.g. `build_tiny_tokenizer(domain_corpus)` for training on the synthetic
+        world (default: trained on the shipped English corpus); `shape`: a bigger tiny model.
+        """
+        shape = shape or TinyThinkerShape()
+        tokenizer = tokenizer or build_tiny_tokenizer()
+        thinker_config = Qwen2_5OmniThinkerConfig(**tiny_thinker_config(tokenizer, shape))
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config)
+        inputs_config = ThinkerInputsConfig(frame_size=shape.frame_size)
+        feature_extractor = WhisperFeatureExtractor(
+            feature_size=shape.num_mel_bins,
+            sampling_rate=SAMPLE_RATE,
+            chunk_length=int(inputs_config.seconds_per_chunk),
+            return_attention_mask=True,
+        )
+        return cls(model, tokenizer, feature_extractor, inputs_config, config)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        config: ConductorConfig | None = None,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> ThinkerConductor:
+        """Load a local directory (ours, or a real Qwen2.5-Omni checkpoint); no downloads.
+
+        A full Qwen2.5-Omni directory (Thinker + Talker) loads its Thinker only. `device` /
+        `dtype` are for real checkpoints (e.g. "cuda", torch.bfloat16); default: CPU, as saved.
+        """
+        path = Path(path)
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"no Thinker checkpoint in {path} (config.json missing)")
+        kwargs = {} if dtype is None else {"dtype": dtype}
+        if device is not None:
+            kwargs["device_map"] = str(device)
+        try:
+            model = _load_thinker(path, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
+        except Exception as e:  # a wrong, truncated or mismatched file: name the directory
+            raise ConductorError(
+                f"cannot load Thinker checkpoint from {path}: {type(e).__name__}: {e}"
+            ) from e
+        _ensure_directive_tokens(model, tokenizer)
+        inputs_config = ThinkerInputsConfig.load(path) or _real_checkpoint_inputs(model)
+        return cls(model, tokenizer, feature_extractor, inputs_config, config)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        self.feature_extractor.save_pretrained(path)
+        self.inputs_config.save(path)
+
+    # -- streaming ---------------------------------------------------------------------
+    def stream(self, turn: UserTurn, cancel: CancelToken) -> Iterator[DirectiveDelta]:
+        """Yield directive deltas as tokens are generated (blocking; run in a worker thread).
+
+        Raises Cancelled when `cancel` is set (checked between tokens), ConductorError if the
+        model fails, ValueError for a malformed turn. The generation thread never outlives it.
+        """
+        cancel.raise_if_cancelled()
+        inputs = self.encoder.encode_prompt(turn, self.config.system_prompt).to(self.model.device)
+        streamer = TextIteratorStreamer(
+            self.tokenizer,
+            skip_prompt=True,
+            skip_special_tokens=False,  # the parser needs <m_bos>/<m_eos>
+            timeout=self.config.poll_seconds,
+        )
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                with self._lock, torch.inference_mode():
+                    if self.config.seed is not None:
+                        torch.manual_seed(self.config.seed)
+                    self.model.generate(
+                        **inputs,
+                        **self._generation_kwargs(),
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_StopOn(cancel, stop)]),
+                    )
+            except BaseException as e:  # handed to the consumer thread below
+                failure.append(e)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, name="thinker-generate", daemon=True)
+        parser = DirectiveParser()
+        worker.start()
+        try:
+            while True:
+                cancel.raise_if_cancelled()
+                try:
+                    text = next(streamer)
+                except queue.Empty:
+                    continue
+                except StopIteration:
+                    break
+                cancel.raise_if_cancelled()
+                yield from parser.feed(text)
+            if failure:
+                raise ConductorError(f"Thinker generation failed: {failure[0]!r}") from failure[0]
+            cancel.raise_if_cancelled()
+            yield from parser.close()
+        finally:
+            stop.set()  # the consumer left (done, cancelled or closed): end generate() now
+            worker.join(self.config.join_seconds)
+            if worker.is_alive():  # one forward pass outlasted join_seconds
+                log.warning("Thinker generation still running after stop; left to finish")
+
+    def _generation_kwargs(self) -> dict:
+        c = self.config
+        kwargs: dict = {
+            "max_new_tokens": c.max_new_tokens,
+            "min_new_tokens": c.min_new_tokens,
+            "do_sample": c.do_sample,
+            "eos_token_id": self._stop_ids,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if c.do_sample:
+            kwargs.update(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p)
+        return kwargs
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.model.parameters())
+        return f"ThinkerConductor({n / 1e6:.2f}M params, vocab {len(self.tokenizer)})"
+
+
+def _load_thinker(path: Path, **kwargs) -> Qwen2_5OmniThinkerForConditionalGeneration:
+    model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    if model_type == "qwen2_5_omni":
+        # A full Qwen2.5-Omni checkpoint: take the Thinker only (its weights sit under "thinker.").
+        full = Qwen2_5OmniConfig.from_pretrained(path, local_files_only=True)
+        return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+            path,
+            config=full.thinker_config,
+            local_files_only=True,
+            key_mapping={r"^thinker\.": ""},
+            **kwargs,
+        )
+    return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+        path, local_files_only=True, **kwargs
+    )
+
+
+def _ensure_directive_tokens(
+    model: Qwen2_5OmniThinkerForConditionalGeneration, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    """Add <m_bos>/<m_eos> to a real checkpoint's tokenizer; grow the embeddings if needed."""
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in (M_BOS, M_EOS) if t not in vocab]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+
+
+def _real_checkpoint_inputs(
+    model: Qwen2_5OmniThinkerForConditionalGeneration,
+) -> ThinkerInputsConfig:
+    # A real vision tower (patch 14, merge 2) at a modest fixed size: 224 px, 64 tokens per
+    # pair of frames.
+    vc = model.config.vision_config
+    step = vc.patch_size * vc.spatial_merge_size
+    return ThinkerInputsConfig(frame_size=max(step, 224 // step * step))

@@ -1,0 +1,222 @@
+"""The AR audio decoder (Talker-like): next-token prediction over delayed multi-codebook columns.
+
+Sequence of audio clip j (Eq. 6): [T_speech ∘ a_{j-1} ∘ a_j], where a clip is its codes wrapped
+as [stream_bos, codes..., stream_eos] per codebook and delayed (codebook k shifted right by k).
+One position is one delayed column: the K codebook embeddings are summed on input and K heads
+predict the next column. A KV cache makes each column one forward pass of one position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mavid.config import CreatorConfig
+from mavid.creator.fusion import AudioFromVideo, audio_frame_columns
+from mavid.creator.layers import Attention, apply_rope, rope_angles
+from mavid.creator.text import TEXT_VOCAB
+
+KV = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+
+
+class KVCache:
+    """Per-call key/value buffers of every layer; belongs to one clip of one stream."""
+
+    def __init__(self, layers: int, batch: int, heads: int, max_len: int, head_dim: int, like):
+        shape = (batch, heads, max_len, head_dim)
+        self.k = [like.new_zeros(shape) for _ in range(layers)]
+        self.v = [like.new_zeros(shape) for _ in range(layers)]
+        self.length = 0
+        self.max_len = max_len
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> KV:
+        n = k.shape[2]
+        end = self.length + n
+        if end > self.max_len:
+            raise RuntimeError(f"KV cache overflow: {end} > {self.max_len}")
+        self.k[layer][:, :, self.length : end] = k
+        self.v[layer][:, :, self.length : end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+
+
+class AudioBlock(nn.Module):
+    """Pre-norm SA (causal, RoPE) -> fusion CA to F_v (Eq. 6) -> MLP."""
+
+    def __init__(self, cfg: CreatorConfig) -> None:
+        super().__init__()
+        d = cfg.audio_dim
+        self.norm1 = nn.RMSNorm(d, eps=cfg.eps)
+        self.attn = Attention(d, cfg.audio_heads, eps=cfg.eps)
+        self.fuse_video = (
+            AudioFromVideo(d, cfg.video_dim, cfg.audio_heads, cfg.eps) if cfg.fusion else None
+        )
+        self.norm2 = nn.RMSNorm(d, eps=cfg.eps)
+        self.gate = nn.Linear(d, cfg.audio_ffn, bias=False)
+        self.up = nn.Linear(d, cfg.audio_ffn, bias=False)
+        self.down = nn.Linear(cfg.audio_ffn, d, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        layer: int,
+        cache: KVCache | None,
+        mask: torch.Tensor | None,
+        fv_kv: KV | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L, D) -> (x, SA(x) residual stream for F_a)."""
+        h = self.norm1(x)
+        q = apply_rope(self.attn.project_q(h), cos, sin)
+        k, v = self.attn.project_kv(h)
+        k = apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
+        causal = mask is None and x.shape[1] > 1  # prefill into an empty cache, or training
+        x = x + self.attn.attend(q, k, v, mask=mask, causal=causal)
+        after_sa = x
+        if self.fuse_video is not None and fv_kv is not None:
+            x = x + self.fuse_video(x, fv_kv)
+        h = self.norm2(x)
+        x = x + self.down(F.silu(self.gate(h)) * self.up(h))
+        return x, after_sa
+
+
+def sample_codes(
+    logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None
+) -> torch.Tensor:
+    """logits (B, K, V) -> (B, K) codes with temperature, top-k and top-p."""
+    if sampling.temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / sampling.temperature
+    if 0 < sampling.top_k < logits.shape[-1]:
+        kth = logits.topk(sampling.top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if sampling.top_p < 1.0:
+        sorted_logits, order = logits.sort(-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) > sampling.top_p  # keep the first token always
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(-1).flatten(0, -2)
+    return torch.multinomial(probs, 1, generator=generator).view(logits.shape[:-1])
+
+
+class AudioDecoder(nn.Module):
+    def __init__(self, cfg: CreatorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k, v = cfg.num_codebooks, cfg.audio_vocab
+        self.text_embed = nn.Embedding(TEXT_VOCAB, cfg.audio_dim)
+        self.code_embed = nn.Embedding(k * v, cfg.audio_dim)
+        self.register_buffer("code_offsets", torch.arange(k) * v, persistent=False)
+        self.blocks = nn.ModuleList(AudioBlock(cfg) for _ in range(cfg.num_layers))
+        self.norm = nn.RMSNorm(cfg.audio_dim, eps=cfg.eps)
+        self.heads = nn.Linear(cfg.audio_dim, k * v, bias=False)
+
+    def embed_columns(self, cols: torch.Tensor) -> torch.Tensor:
+        """(B, K, L) delayed codes -> (B, L, D): the K codebook embeddings summed."""
+        return self.code_embed(cols + self.code_offsets[None, :, None]).sum(1)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L, K, V) next-column logits."""
+        out = self.heads(self.norm(hidden))
+        return out.view(*out.shape[:2], self.cfg.num_codebooks, self.cfg.audio_vocab)
+
+    def run(
+        self,
+        x: torch.Tensor,
+        start: int,
+        cache: KVCache | None,
+        mask: torch.Tensor | None,
+        fv_kv: list[KV] | None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x (B, L, D) at positions start.. -> hidden (B, L, D), per-layer SA streams."""
+        head_dim = self.cfg.audio_dim // self.cfg.audio_heads
+        angles = rope_angles(torch.arange(start, start + x.shape[1], device=x.device), head_dim)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        streams = []
+        for i, block in enumerate(self.blocks):
+            x, after_sa = block(x, cos, sin, i, cache, mask, fv_kv[i] if fv_kv else None)
+            streams.append(after_sa)
+        return x, streams
+
+    def prefix(self, text_ids: torch.Tensor, prev_cols: torch.Tensor | None) -> torch.Tensor:
+        """[T_speech ∘ a_{j-1}] embedded: (B, Lt + Lp, D)."""
+        parts = [self.text_embed(text_ids)]
+        if prev_cols is not None:
+            parts.append(self.embed_columns(prev_cols))
+        return torch.cat(parts, dim=1)
+
+    def generate(
+        self,
+        text_ids: torch.Tensor,
+        prev_cols: torch.Tensor | None,
+        num_frames: int,
+        fv_kv: list[KV] | None,
+        sampling: SamplingConfig,
+        generator: torch.Generator | None,
+        check: Callable[[], None] = lambda: None,
+        stats: dict[str, int] | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Sample clip j -> delayed columns (B, K, F + K + 1) and F_a sources (B, F, D) per layer.
+
+        Positions where the delay pattern fixes the token (bos before, eos after) are forced;
+        only real code positions are sampled, from the 1024 codes.
+        """
+        cfg = self.cfg
+        k, f = cfg.num_codebooks, num_frames
+        length = f + k + 1
+        b = text_ids.shape[0]
+        cols = torch.full((b, k, length), cfg.stream_eos, dtype=torch.long, device=text_ids.device)
+        cols[:, :, 0] = cfg.stream_bos
+        prefix = self.prefix(text_ids, prev_cols)
+        first = torch.cat([prefix, self.embed_columns(cols[:, :, :1])], dim=1)
+        cache = KVCache(
+            cfg.num_layers,
+            b,
+            cfg.audio_heads,
+            first.shape[1] + length,
+            cfg.audio_dim // cfg.audio_heads,
+            first,
+        )
+        if stats is not None:
+            stats["cache_bytes"] = cache.nbytes()
+        hidden, streams = self.run(first, 0, cache, None, fv_kv)
+        cache.length = first.shape[1]
+        fed = [[s[:, -1:]] for s in streams]  # SA streams of clip j's fed columns, per layer
+        codebook = torch.arange(k, device=cols.device)
+        for m in range(1, length):
+            check()
+            logits = self.logits(hidden[:, -1:])[:, 0, :, : cfg.codebook_size]  # (B, K, 1024)
+            w = m - codebook  # index into [bos, codes..., eos] per codebook
+            sampled = sample_codes(logits, sampling, generator)
+            col = torch.where(w <= 0, cfg.stream_bos, cfg.stream_eos).expand(b, k).clone()
+            is_code = (w >= 1) & (w <= f)
+            col[:, is_code] = sampled[:, is_code]
+            cols[:, :, m] = col
+            if m == length - 1:
+                break
+            hidden, streams = self.run(
+                self.embed_columns(cols[:, :, m : m + 1]), cache.length, cache, None, fv_kv
+            )
+            cache.length += 1
+            for i, s in enumerate(streams):
+                fed[i].append(s)
+        frame_cols = audio_frame_columns(f, k).to(cols.device)
+        sources = [torch.cat(parts, dim=1)[:, frame_cols] for parts in fed]
+        return cols, sources

@@ -1,0 +1,211 @@
+"""The streaming clip API: `MavidCreator` (mavid.interfaces.Creator) and its streams.
+
+A stream keeps only the previous clip (its delayed audio columns and clean video latents, Eq. 5),
+so time and memory per clip are flat. One clip: audio first (AR, conditioned on T_speech,
+a_{j-1} and F_v of v_{j-1}), then video (flow-matching DiT over [v_{j-1} ∘ v_j], conditioned on
+T_motion and F_a of a_j), then both codecs decode.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mavid.codecs.audio_tokenizer import AudioTokenizer
+from mavid.codecs.delay_pattern import unwrap_clip
+from mavid.codecs.video_vae import VideoVAE, num_latents
+from mavid.creator.audio_decoder import SamplingConfig
+from mavid.creator.face import default_face, fit_image
+from mavid.creator.model import CreatorModel
+from mavid.creator.sampler import euler_sample, guided
+from mavid.creator.text import encode_text
+from mavid.interfaces import AVClip, CancelToken, MediaSpec
+
+
+def _to_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
+    """(F, H, W, 3) uint8 -> (1, 3, F, H, W) in [-1, 1]."""
+    x = torch.from_numpy(frames).to(device=device, dtype=dtype)
+    return (x.permute(3, 0, 1, 2)[None] / 127.5) - 1.0
+
+
+@dataclass
+class ClipHistory:
+    """All a stream carries from one clip to the next."""
+
+    audio_cols: torch.Tensor  # (1, K, F + K + 1) delayed, wrapped codes of a_{j-1}
+    audio_codes: torch.Tensor  # (K, c) last codes, decoded again as the codec's context
+    video_latents: torch.Tensor  # (1, C, T_lat, h, w) clean v_{j-1}
+
+    def nbytes(self) -> int:
+        ts = (self.audio_cols, self.audio_codes, self.video_latents)
+        return sum(t.numel() * t.element_size() for t in ts)
+
+
+class MavidCreator:
+    """The Creator of one loaded model; streams share the model, never mutate it."""
+
+    def __init__(
+        self,
+        model: CreatorModel,
+        audio_codec: AudioTokenizer | None = None,
+        video_vae: VideoVAE | None = None,
+        sampling: SamplingConfig | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.model = model.eval()
+        self.spec: MediaSpec = model.preset.media
+        self.audio_codec = audio_codec or model.audio_codec
+        self.video_vae = video_vae or model.video_vae
+        if self.audio_codec is None or self.video_vae is None:
+            raise ValueError(
+                "this preset's codecs load from checkpoints: pass audio_codec/video_vae"
+            )
+        if self.spec.audio_token_rate != self.spec.fps:
+            raise ValueError("the clip layout needs one audio token frame per video frame")
+        cfg = model.cfg
+        self.sampling = sampling or SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self._seed_lock = threading.Lock()
+        self._next_seed = 0
+
+    def new_stream(
+        self, reference_image: np.ndarray | None = None, seed: int | None = None
+    ) -> MavidCreatorStream:
+        if seed is None:
+            with self._seed_lock:
+                seed, self._next_seed = self._next_seed, self._next_seed + 1
+        return MavidCreatorStream(self, reference_image, seed)
+
+
+class MavidCreatorStream:
+    """An open-ended sequence of clips; used by one thread at a time."""
+
+    def __init__(self, creator: MavidCreator, reference_image: np.ndarray | None, seed: int):
+        self.creator = creator
+        self.spec = creator.spec
+        self.index = 0
+        self.history: ClipHistory | None = None
+        self.last_cache_bytes = 0  # size of the last clip's AR KV cache (flat over a session)
+        self.last_timings: dict[str, float] = {}  # seconds per part of the last finished clip
+        self.generator = torch.Generator(device=creator.device).manual_seed(seed)
+        h, w = self.spec.height, self.spec.width
+        self._reference = (
+            fit_image(reference_image, h, w) if reference_image is not None else default_face(h, w)
+        )
+        with torch.inference_mode():
+            video = _to_video(self._reference[None], creator.device, creator.dtype)
+            self._reference_latent = creator.video_vae.encode(video)  # (1, C, 1, h, w)
+
+    def reference_frame(self) -> np.ndarray:
+        return self._reference.copy()
+
+    def next_clip(
+        self,
+        speech: str,
+        motion: str,
+        cancel: CancelToken | None = None,
+        num_frames: int | None = None,
+    ) -> AVClip:
+        started = time.perf_counter()
+        f = num_frames or self.spec.clip_frames
+        t_lat = num_latents(f, self.spec.temporal_compression)
+        check = cancel.raise_if_cancelled if cancel is not None else (lambda: None)
+        check()
+        with torch.inference_mode():
+            audio, frames, history, timings = self._make(speech, motion, f, t_lat, check)
+        # only a finished clip becomes history (a cancelled one raised above)
+        self.history = history
+        self.last_timings = timings
+        clip = AVClip(
+            index=self.index,
+            audio=audio,
+            sample_rate=self.spec.audio_sample_rate,
+            frames=frames,
+            fps=self.spec.fps,
+            speech=speech,
+            motion=motion,
+            gen_seconds=time.perf_counter() - started,
+        )
+        self.index += 1
+        return clip
+
+    def _make(self, speech: str, motion: str, f: int, t_lat: int, check):
+        c = self.creator
+        model, cfg, dev = c.model, c.model.cfg, c.device
+        hist = self.history
+        timings: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def lap(part: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            timings[part] = timings.get(part, 0.0) + now - mark
+            mark = now
+
+        text = torch.tensor([encode_text(speech, cfg.max_text_len)], device=dev)
+        prefix, fv_kv = (None, None)
+        if hist is not None:
+            prefix, fv_kv = model.video_history(hist.video_latents)
+        lap("video_history")
+        stats: dict[str, int] = {}
+        cols, sources = model.audio.generate(
+            text,
+            hist.audio_cols if hist is not None else None,
+            f,
+            fv_kv,
+            c.sampling,
+            self.generator,
+            check,
+            stats,
+        )
+        self.last_cache_bytes = stats.get("cache_bytes", 0)
+        lap("ar_audio")
+        codes = unwrap_clip(cols[0])  # (K, F)
+        audio = self._decode_audio(codes, hist)
+        lap("audio_decode")
+
+        audio_ctx = model.audio_context(sources, t_lat)
+        text_kv = model.motion_kv([motion], dev)
+        velocity = guided(
+            lambda x, t: model.video(x, t, prefix, text_kv, audio_ctx),
+            lambda x, t: model.video(x, t, prefix, model.motion_kv([""], dev), audio_ctx),
+            cfg.cfg_scale,
+        )
+        ref = self._reference_latent
+        shape = (1, ref.shape[1], t_lat, ref.shape[3], ref.shape[4])
+        noise = torch.randn(shape, generator=self.generator, device=dev, dtype=c.dtype)
+        fixed = None
+        if self.index == 0:  # the reference image replaces the first frame of the first clip
+            fixed = torch.full_like(noise, float("nan"))
+            fixed[:, :, :1] = ref
+        latents = euler_sample(
+            velocity, noise, cfg.sampler_steps, cfg.sampler_shift, fixed=fixed, check=check
+        )
+        lap("dit_steps")
+        video = c.video_vae.decode(latents)[0]  # (3, F, H, W)
+        frames = ((video.permute(1, 2, 3, 0).float() + 1.0) * 127.5).clamp(0, 255)
+        frames = frames.round().to(torch.uint8).cpu().numpy()
+        if self.index == 0:
+            frames[0] = self._reference
+        tail = c.model.preset.audio_tokenizer.context_frames
+        history = ClipHistory(cols, codes[:, -tail:].clone(), latents)
+        lap("vae_decode")
+        return audio, frames, history, timings
+
+    def _decode_audio(self, codes: torch.Tensor, hist: ClipHistory | None) -> np.ndarray:
+        """Decode clip codes with the previous clip's last codes as context (no click at seams)."""
+        codec = self.creator.audio_codec
+        ctx = hist.audio_codes if hist is not None else codes[:, :0]
+        wave = codec.decode(torch.cat([ctx, codes], dim=1))
+        hop = wave.shape[-1] // (ctx.shape[1] + codes.shape[1])
+        wave = wave[ctx.shape[1] * hop :].float().cpu().numpy()
+        n = self.spec.samples_for_frames(codes.shape[1])
+        out = np.zeros(n, dtype=np.float32)
+        out[: min(n, wave.shape[0])] = wave[:n]
+        return np.clip(out, -1.0, 1.0)

@@ -1,0 +1,147 @@
+"""Training of the Creator: L_AR, L_DIFF and one step function per paper stage.
+
+Stage 2: the AR audio decoder alone (cross-entropy). Stage 3: AR + DiT end to end,
+L = L_AR + L_DIFF. (Stage 1, the Conductor, lives in mavid/conductor.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mavid.codecs.delay_pattern import data_mask, wrap_clip
+from mavid.creator.fusion import audio_frame_columns
+from mavid.creator.model import CreatorModel
+from mavid.creator.sampler import add_noise
+from mavid.creator.text import batch_text
+
+
+@dataclass
+class CreatorBatch:
+    """B training pairs of consecutive clips (j-1, j); `prev_*` None means clip j is first."""
+
+    speech: list[str]
+    motion: list[str]
+    cur_codes: torch.Tensor  # (B, K, F) int64
+    cur_latents: torch.Tensor  # (B, C, T, h, w)
+    prev_codes: torch.Tensor | None = None  # (B, K, Fp)
+    prev_latents: torch.Tensor | None = None  # (B, C, Tp, h, w)
+
+    def to(self, device: torch.device | str) -> CreatorBatch:
+        def move(t):
+            return None if t is None else t.to(device)
+
+        return CreatorBatch(
+            self.speech,
+            self.motion,
+            move(self.cur_codes),
+            move(self.cur_latents),
+            move(self.prev_codes),
+            move(self.prev_latents),
+        )
+
+
+def l_ar(
+    model: CreatorModel, batch: CreatorBatch, fv_kv: list | None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Teacher-forced cross-entropy of clip j's delayed columns, bos/eos fill masked.
+
+    Returns the loss and the per-layer F_a sources (B, F, Da) for the DiT.
+    """
+    cfg = model.cfg
+    dev = batch.cur_codes.device
+    k, f = cfg.num_codebooks, batch.cur_codes.shape[-1]
+    text, text_ok = batch_text(batch.speech, cfg.max_text_len)
+    text, text_ok = text.to(dev), text_ok.to(dev)
+    prev = (
+        wrap_clip(batch.prev_codes, cfg.stream_bos, cfg.stream_eos)
+        if batch.prev_codes is not None
+        else None
+    )
+    cur = wrap_clip(batch.cur_codes, cfg.stream_bos, cfg.stream_eos)  # (B, K, F + K + 1)
+    x = torch.cat([model.audio.prefix(text, prev), model.audio.embed_columns(cur[:, :, :-1])], 1)
+    b, length = x.shape[:2]
+    start = length - (f + k)  # first position of clip j's columns
+    valid = torch.ones(b, length, dtype=torch.bool, device=dev)
+    valid[:, : text.shape[1]] = text_ok
+    causal = torch.ones(length, length, dtype=torch.bool, device=dev).tril()
+    mask = causal[None, None] & valid[:, None, None, :]  # (B, 1, L, L)
+    hidden, streams = model.audio.run(x, 0, None, mask, fv_kv)
+    logits = model.audio.logits(hidden[:, start:])  # (B, F + K, K, V) predicting columns 1..
+    target = cur[:, :, 1:].transpose(1, 2)  # (B, F + K, K)
+    keep = data_mask(k, f)[:, 1:].T.to(dev)  # (F + K, K): real codes only
+    ce = F.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none").view_as(target)
+    loss = (ce * keep).sum() / (keep.sum() * b)
+    cols = start + audio_frame_columns(f, k).to(dev)
+    return loss, [s[:, cols] for s in streams]
+
+
+def l_diff(
+    model: CreatorModel,
+    batch: CreatorBatch,
+    prefix,
+    sources: list[torch.Tensor] | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Flow-matching velocity MSE on clip j's latents; a first clip keeps latent 0 clean (the
+    reference image), as at inference."""
+    x0 = batch.cur_latents
+    b, _, t_lat = x0.shape[:3]
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    t = torch.rand(b, 1, generator=generator, device=x0.device, dtype=x0.dtype).expand(b, t_lat)
+    t = t.clone()
+    weight = torch.ones(b, 1, t_lat, 1, 1, device=x0.device, dtype=x0.dtype)
+    if batch.prev_latents is None:
+        t[:, 0] = 0.0
+        weight[:, :, 0] = 0.0
+    x_t = add_noise(x0, noise, t)
+    audio_ctx = model.audio_context(sources, t_lat) if sources is not None else None
+    text_kv = model.motion_kv(batch.motion, x0.device)
+    v = model.video(x_t, t, prefix, text_kv, audio_ctx)
+    err = (v - (noise - x0)).pow(2) * weight
+    return err.sum() / (weight.sum() * err.shape[1] * err.shape[3] * err.shape[4])
+
+
+def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, max_norm: float) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+    return float(norm)
+
+
+def stage2_step(
+    model: CreatorModel, batch: CreatorBatch, optimizer: torch.optim.Optimizer, max_norm=1.0
+) -> dict[str, float]:
+    """Stage 2: the AR audio decoder alone, L_AR (no video, so no F_v)."""
+    model.train()
+    loss, _ = l_ar(model, batch, None)
+    norm = _step(optimizer, loss, model.audio.parameters(), max_norm)
+    return {"l_ar": float(loss.detach()), "grad_norm": norm}
+
+
+def stage3_step(
+    model: CreatorModel,
+    batch: CreatorBatch,
+    optimizer: torch.optim.Optimizer,
+    max_norm: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Stage 3: AR + DiT end to end through the fusion module, L = L_AR + L_DIFF."""
+    model.train()
+    prefix, fv_kv = (None, None)
+    if batch.prev_latents is not None:
+        prefix, fv_kv = model.video_history(batch.prev_latents)
+    loss_ar, sources = l_ar(model, batch, fv_kv)
+    loss_diff = l_diff(model, batch, prefix, sources if model.cfg.fusion else None, generator)
+    loss = loss_ar + loss_diff
+    params = [*model.audio.parameters(), *model.video.parameters(), *model.motion.parameters()]
+    norm = _step(optimizer, loss, params, max_norm)
+    return {
+        "l_ar": float(loss_ar.detach()),
+        "l_diff": float(loss_diff.detach()),
+        "loss": float(loss.detach()),
+        "grad_norm": norm,
+    }

@@ -1,0 +1,308 @@
+"""Speech for the synthetic world: espeak-ng driven through ctypes, with word and phoneme timing.
+
+espeak-ng ships inside `espeakng-loader` (library + data), so this runs offline. Its C API keeps
+one synthesizer per process and is not thread-safe: every call goes through `_ENGINE_LOCK`.
+espeak renders at 22050 Hz; the tiny preset wants 24 kHz, so audio is resampled with
+`av.AudioResampler` (never by hand).
+"""
+
+from __future__ import annotations
+
+import _ctypes
+import ctypes
+import re
+import threading
+from dataclasses import dataclass, field
+
+import av
+import espeakng_loader
+import numpy as np
+
+__all__ = [
+    "ESPEAK_SAMPLE_RATE",
+    "PhonemeTiming",
+    "Utterance",
+    "Voice",
+    "WordTiming",
+    "resample",
+    "synthesize",
+    "voice_variants",
+]
+
+ESPEAK_SAMPLE_RATE = 22_050
+
+# espeak_EVENT_TYPE values (speak_lib.h)
+_EV_LIST_TERMINATED = 0
+_EV_WORD = 1
+_EV_MSG_TERMINATED = 6
+_EV_PHONEME = 7
+
+# espeak_PARAMETER values
+_P_RATE = 1
+_P_VOLUME = 2
+_P_PITCH = 3
+_P_RANGE = 4
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INIT_PHONEME_EVENTS = 0x0001
+_INIT_PHONEME_IPA = 0x0002
+_INIT_DONT_EXIT = 0x8000
+_CHARS_UTF8 = 1
+_POS_CHARACTER = 1
+
+# Variants that keep speech intelligible (croak/whisper/klatt are timbre extremes worth having).
+_VARIANTS = (
+    "m1 m2 m3 m4 m5 m6 m7 f1 f2 f3 f4 f5 croak whisper klatt klatt2 klatt3 "
+    "adam anika belinda benjamin caleb david edward john linda max michel paul quincy "
+    "rob robert steph travis victor zac"
+).split()
+_LANGS = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029")
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [  # noqa: RUF012 - ctypes layout
+        ("number", ctypes.c_int),
+        ("name", ctypes.c_char_p),
+        ("string", ctypes.c_char * 8),
+    ]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [  # noqa: RUF012 - ctypes layout
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),  # ms from the start of the message
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_LIBC = ctypes.CDLL(None)
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A speaker: an espeak voice + variant (timbre) and its rate and pitch (tone)."""
+
+    name: str = "en-us+m3"  # "<language>+<variant>"
+    rate: int = 165  # words per minute (espeak accepts 80..450)
+    pitch: int = 50  # 0..100
+    pitch_range: int = 50  # 0..100, intonation width
+
+    def __post_init__(self) -> None:
+        if not 80 <= self.rate <= 450:
+            raise ValueError(f"rate {self.rate} outside 80..450 wpm")
+        for what, value in (("pitch", self.pitch), ("pitch_range", self.pitch_range)):
+            if not 0 <= value <= 100:
+                raise ValueError(f"{what} {value} outside 0..100")
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/r{self.rate}/p{self.pitch}/g{self.pitch_range}"
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    word: str
+    start: float  # seconds
+    end: float
+
+
+@dataclass(frozen=True)
+class PhonemeTiming:
+    ipa: str
+    start: float  # seconds
+    end: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    text: str
+    voice: Voice
+    audio: np.ndarray  # (N,) float32 in [-1, 1]
+    sample_rate: int
+    words: tuple[WordTiming, ...] = field(default_factory=tuple)
+    phonemes: tuple[PhonemeTiming, ...] = field(default_factory=tuple)
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[0] / self.sample_rate
+
+
+def voice_variants() -> list[str]:
+    """Every voice name the world draws from ("<language>+<variant>")."""
+    return [f"{lang}+{v}" for lang in _LANGS for v in _VARIANTS]
+
+
+class _Engine:
+    """The process's one espeak-ng synthesizer (the C library holds global state)."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        lib.espeak_Synth.restype = ctypes.c_int
+        options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), options
+        )
+        if rate != ESPEAK_SAMPLE_RATE:
+            raise RuntimeError(f"espeak-ng initialised at {rate} Hz, expected {ESPEAK_SAMPLE_RATE}")
+        self._lib = lib
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, int, int, int, bytes]] = []
+        self._callback = _CALLBACK(self._on_synth)  # keep a reference: C holds the pointer
+        lib.espeak_SetSynthCallback(self._callback)
+
+    def _on_synth(self, wav, num_samples, events) -> int:  # noqa: ANN001 - ctypes pointers
+        if num_samples > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
+        i = 0
+        while events[i].type != _EV_LIST_TERMINATED:
+            ev = events[i]
+            if ev.type in (_EV_WORD, _EV_PHONEME):
+                self._events.append(
+                    (ev.type, ev.text_position, ev.length, ev.audio_position, bytes(ev.id.string))
+                )
+            elif ev.type == _EV_MSG_TERMINATED:
+                break
+            i += 1
+        return 0
+
+    def close(self) -> None:
+        self._lib.espeak_Terminate()
+        _ctypes.dlclose(self._lib._handle)
+
+    def synth(self, text: str, voice: Voice) -> tuple[np.ndarray, list]:
+        if self._lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {voice.name!r}")
+        self._lib.espeak_SetParameter(_P_RATE, voice.rate, 0)
+        self._lib.espeak_SetParameter(_P_PITCH, voice.pitch, 0)
+        self._lib.espeak_SetParameter(_P_RANGE, voice.pitch_range, 0)
+        self._lib.espeak_SetParameter(_P_VOLUME, 100, 0)
+        self._chunks, self._events = [], []
+        data = text.encode("utf-8") + b"\0"
+        buf = ctypes.create_string_buffer(data)
+        err = self._lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        if err != 0:
+            raise RuntimeError(f"espeak_Synth failed with error {err}")
+        pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return pcm, self._events
+
+
+_ENGINE_LOCK = threading.Lock()
+_engine: _Engine | None = None  # the loaded library instance, replaced before every utterance
+
+
+def _fresh_engine() -> _Engine:
+    """Unload and reload the library: espeak keeps state across utterances in static variables
+    (e.g. the pitch flutter's phase), so an utterance's samples would depend on what this
+    process said before. A fresh instance (~1 ms) makes every utterance reproducible.
+    """
+    global _engine
+    if _engine is not None:
+        _engine.close()
+        _engine = None
+    _engine = _Engine()
+    return _engine
+
+
+def resample(audio: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Resample mono float32 audio with libswresample (av). Returns (M,) float32."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono (N,) audio, got shape {audio.shape}")
+    if src_rate == dst_rate or audio.size == 0:
+        return audio.copy()
+    frame = av.AudioFrame.from_ndarray(audio[None, :], format="flt", layout="mono")
+    frame.sample_rate = src_rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=dst_rate)
+    out = [f.to_ndarray()[0] for f in resampler.resample(frame)]
+    out += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    res = np.concatenate(out) if out else np.zeros(0, np.float32)
+    # swresample's filter delay makes the length differ by a few samples: pin it to the ratio.
+    want = round(audio.size * dst_rate / src_rate)
+    if res.size >= want:
+        return res[:want].astype(np.float32)
+    return np.pad(res, (0, want - res.size)).astype(np.float32)
+
+
+def _decode_ipa(raw: bytes) -> str:
+    # id.string is 8 bytes, NUL-terminated when shorter; a multi-byte IPA char may be cut.
+    return raw.split(b"\0", 1)[0].decode("utf-8", errors="ignore")
+
+
+def synthesize(text: str, voice: Voice | None = None, sample_rate: int = 24_000) -> Utterance:
+    """Speak `text` with `voice`; returns audio at `sample_rate` with word and phoneme timing."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("synthesize needs non-empty text")
+    voice = voice or Voice()
+    with _ENGINE_LOCK:
+        # klatt-type voices draw noise from libc's rand(): seed it so audio is reproducible
+        _LIBC.srand(0)
+        pcm, events = _fresh_engine().synth(text, voice)
+    audio = pcm.astype(np.float32) / 32768.0
+    audio = resample(audio, ESPEAK_SAMPLE_RATE, sample_rate)
+    duration = audio.size / sample_rate
+
+    words: list[WordTiming] = []
+    phonemes: list[PhonemeTiming] = []
+    word_events = [e for e in events if e[0] == _EV_WORD]
+    phone_events = [e for e in events if e[0] == _EV_PHONEME]
+    # espeak joins some words into one WORD event ("on the", "I am"): give every word of the
+    # text a timing by splitting each event's span over the words it covers, by length.
+    tokens = [(m.start(), m.group()) for m in re.finditer(r"[\w'’-]+", text)]
+    spans = []  # (char start of the event, start s, end s)
+    for i, (_, pos, _, ms, _) in enumerate(word_events):
+        end = word_events[i + 1][3] / 1000.0 if i + 1 < len(word_events) else duration
+        spans.append((pos - 1, ms / 1000.0, min(end, duration)))
+    groups: list[list[str]] = [[] for _ in spans]
+    for char, tok in tokens:
+        k = max((j for j, sp in enumerate(spans) if sp[0] <= char), default=0)
+        if groups:
+            groups[k].append(tok)
+    for (_, start, end), group in zip(spans, groups, strict=True):
+        total = sum(len(g) for g in group) or 1
+        t = start
+        for g in group:
+            dt = (end - start) * len(g) / total
+            words.append(WordTiming(word=g, start=t, end=max(t, t + dt)))
+            t += dt
+    for i, (_, _, _, ms, sid) in enumerate(phone_events):
+        ipa = _decode_ipa(sid)
+        start = ms / 1000.0
+        end = phone_events[i + 1][3] / 1000.0 if i + 1 < len(phone_events) else duration
+        if ipa.strip():
+            phonemes.append(PhonemeTiming(ipa=ipa, start=start, end=max(start, min(end, duration))))
+    if words:
+        # The last word ends at the last voiced phoneme, not in the trailing silence.
+        last_end = max((p.end for p in phonemes if p.start >= words[-1].start), default=duration)
+        words[-1] = WordTiming(words[-1].word, words[-1].start, min(last_end, duration))
+    return Utterance(
+        text=text,
+        voice=voice,
+        audio=audio,
+        sample_rate=sample_rate,
+        words=tuple(words),
+        phonemes=tuple(phonemes),
+    )

@@ -1,0 +1,247 @@
+"""The reference row: every meter run on the world's own ground truth.
+
+`reference_main(EvalConfig)` writes `<out>/reference.json`, `<out>/reference.md` (a Markdown
+table of the ground-truth row, plus control rows that show each meter can fail) and
+`<out>/contact_sheet.png` (sample frames with their audio waveform). A trained model's row is
+held against this one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mavid.data.build import WorldConfig, build_world  # noqa: E402
+from mavid.data.dialogue import DialogueSample  # noqa: E402
+from mavid.data.shards import MANIFEST, WorldDataset  # noqa: E402
+from mavid.eval.conductor import score_conductor  # noqa: E402
+from mavid.eval.consistency import dynamic_degree, subject_consistency  # noqa: E402
+from mavid.eval.lipsync import (  # noqa: E402
+    MAX_OFFSET,
+    audio_envelope,
+    load_mouth_regressor,
+    mouth_opening,
+    sync_offset,
+)
+from mavid.eval.timbre import TimbreMeter  # noqa: E402
+from mavid.eval.wer import Recognizer, word_error_rate  # noqa: E402
+
+__all__ = ["EvalConfig", "clips_of", "eval_reference", "reference_main"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    world: Path = Path("world")  # a built world (built here, small, if missing)
+    out: Path = Path("eval")
+    split: str = "test"
+    max_samples: int = 40
+    build_samples: int = 60  # size of the world built when `world` has none
+    seed: int = 0
+    controls: bool = True  # also score broken versions of the ground truth
+
+
+def clips_of(sample: DialogueSample) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The answer cut as the Creator makes it: [(frames (F, H, W, 3), audio (N,))] per clip."""
+    spf = sample.sample_rate // sample.fps
+    return [
+        (
+            sample.frames[c.start_frame : c.start_frame + c.num_frames],
+            sample.audio[c.start_frame * spf : (c.start_frame + c.num_frames) * spf],
+        )
+        for c in sample.clips
+    ]
+
+
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if not math.isnan(x)]
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def _row(
+    samples: list[DialogueSample],
+    asr: dict[str, Recognizer],
+    timbre: TimbreMeter,
+    variant: str = "ground truth",
+) -> dict:
+    """All meters over `samples`; `variant` breaks the ground truth for a control row."""
+    rng = np.random.default_rng(0)
+    model = load_mouth_regressor()
+    refs, hyps = [], {k: [] for k in asr}
+    offsets, confs, sub_f, sub_c, dyn, mot, timb = [], [], [], [], [], [], []
+    preds, intents, props, motions = [], [], [], []
+    for n, s in enumerate(samples):
+        frames, audio, speech = s.frames, s.audio, s.speech_audio
+        clips = clips_of(s)
+        if variant == "noise audio":  # noise in place of speech
+            audio = speech = (0.1 * rng.standard_normal(audio.size)).astype(np.float32)
+        elif variant == "shifted audio +5":  # audio 5 frames late
+            k = 5 * s.sample_rate // s.fps
+            audio = np.concatenate([np.zeros(k, np.float32), audio[:-k]])
+        elif variant == "swapped face+voice":  # the second half of the answer from another sample
+            other = samples[(n + 1) % len(samples)]
+            oc = clips_of(other)
+            half = max(1, len(clips) // 2)
+            clips = clips[:half] + [oc[min(i, len(oc) - 1)] for i in range(half, len(clips))]
+            frames = np.concatenate([c[0] for c in clips])
+        refs.append(s.answer.speech)
+        for k, r in asr.items():
+            hyps[k].append(r.transcribe(speech, s.sample_rate))
+        if frames.shape[0] >= 2 * MAX_OFFSET + 5:
+            res = sync_offset(
+                mouth_opening(frames, model),
+                audio_envelope(audio, s.sample_rate, s.fps, frames.shape[0]),
+            )
+            offsets.append(res.offset)
+            confs.append(res.confidence)
+        sc = subject_consistency([c[0] for c in clips])
+        sub_f.append(sc.frames)
+        sub_c.append(sc.clips if len(clips) > 1 else float("nan"))
+        dd = dynamic_degree([c[0] for c in clips])
+        dyn.append(dd.degree)
+        mot.append(dd.motion)
+        try:
+            timb.append(timbre.consistency([c[1] for c in clips], s.sample_rate).consistency)
+        except ValueError:  # fewer than two clips with speech
+            pass
+        preds.append(s.directive)
+        intents.append(s.intent)
+        props.append(s.plan.prop)
+        motions.append(s.answer.motion)
+    cs = score_conductor(preds, intents, props, motions)
+    row = {
+        "variant": variant,
+        "samples": len(samples),
+        "wer_general_lm": word_error_rate(refs, hyps["general"]).wer,
+        "wer_domain_lm": word_error_rate(refs, hyps["domain"]).wer,
+        "lipsync_offset_mean_abs": _mean([abs(o) for o in offsets]),
+        "lipsync_offset_median": float(np.median(offsets)) if offsets else float("nan"),
+        "lipsync_confidence": _mean(confs),
+        "subject_consistency_frames": _mean(sub_f),
+        "subject_consistency_clips": _mean(sub_c),
+        "dynamic_degree": _mean(dyn),
+        "motion_magnitude": _mean(mot),
+        "timbre_consistency": _mean(timb),
+        "conductor_intent_accuracy": cs.intent_accuracy,
+        "conductor_answer_accuracy": cs.answer_accuracy,
+        "conductor_format_validity": cs.format_validity,
+    }
+    return row
+
+
+_COLUMNS = [
+    ("variant", "row"),
+    ("wer_general_lm", "WER (general LM) ↓"),
+    ("wer_domain_lm", "WER (domain LM) ↓"),
+    ("lipsync_offset_median", "sync offset (frames)"),
+    ("lipsync_confidence", "sync conf ↑"),
+    ("subject_consistency_frames", "subject cons. frames ↑"),
+    ("subject_consistency_clips", "subject cons. clips ↑"),
+    ("dynamic_degree", "dynamic degree"),
+    ("timbre_consistency", "timbre cons. ↑"),
+    ("conductor_intent_accuracy", "intent acc. ↑"),
+    ("conductor_format_validity", "format valid ↑"),
+]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    head = "| " + " | ".join(t for _, t in _COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in _COLUMNS) + "|"
+    lines = [head, sep]
+    for r in rows:
+        cells = [
+            r[k] if isinstance(r[k], str) else ("n/a" if math.isnan(r[k]) else f"{r[k]:.3f}")
+            for k, _ in _COLUMNS
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def contact_sheet(samples: list[DialogueSample], path: Path, per_row: int = 6) -> Path:
+    """Sample frames of up to 4 answers, each row with its audio waveform and clip texts."""
+    samples = samples[:4]
+    fig, axes = plt.subplots(
+        2 * len(samples), 1, figsize=(per_row * 1.6, 3.0 * len(samples)),
+        gridspec_kw={"height_ratios": [3, 1] * len(samples)},
+    )  # fmt: skip
+    axes = np.atleast_1d(axes)
+    for i, s in enumerate(samples):
+        idx = np.linspace(0, s.frames.shape[0] - 1, per_row).round().astype(int)
+        strip = np.concatenate([s.frames[j] for j in idx], axis=1)
+        ax = axes[2 * i]
+        ax.imshow(strip)
+        ax.set_axis_off()
+        ax.set_title(
+            f"{s.intent} ({s.plan.avatar_voice.name}) motion: '{s.answer.motion}'  "
+            f"- {s.answer.speech[:70]}", fontsize=7, loc="left",
+        )  # fmt: skip
+        wav = axes[2 * i + 1]
+        t = np.arange(s.audio.size) / s.sample_rate
+        wav.plot(t, s.audio, lw=0.3, color="tab:blue")
+        for c in s.clips:
+            wav.axvline(c.start_frame / s.fps, color="tab:red", lw=0.6)
+        for j in idx:
+            wav.axvline(j / s.fps, color="gray", lw=0.4, ls=":")
+        wav.set_xlim(0, t[-1] if t.size else 1)
+        wav.set_yticks([])
+        wav.tick_params(labelsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def eval_reference(cfg: EvalConfig) -> dict:
+    """Score the ground truth of `cfg.world`'s split; write JSON, Markdown and a contact sheet."""
+    world = Path(cfg.world)
+    if not (world / MANIFEST).exists():
+        build_world(WorldConfig(out=world, seed=cfg.seed, samples=cfg.build_samples, workers=2,
+                                shard_size=max(1, min(100, cfg.build_samples)), progress=False))  # fmt: skip
+    samples = []
+    for s in WorldDataset(world, cfg.split):
+        samples.append(s)
+        if len(samples) >= cfg.max_samples:
+            break
+    if not samples:
+        raise ValueError(f"split {cfg.split!r} of {world} is empty")
+    t0 = time.perf_counter()
+    asr = {"general": Recognizer("general"), "domain": Recognizer("domain")}
+    timbre = TimbreMeter()
+    rows = [_row(samples, asr, timbre)]
+    if cfg.controls:
+        for variant in ("noise audio", "shifted audio +5", "swapped face+voice"):
+            rows.append(_row(samples, asr, timbre, variant))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "world": str(world),
+        "split": cfg.split,
+        "reference": rows[0],
+        "controls": rows[1:],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "config": {k: str(v) for k, v in asdict(cfg).items()},
+    }
+    (out / "reference.json").write_text(json.dumps(result, indent=1))
+    md = (
+        f"Meters on the ground truth of `{world}` ({cfg.split} split, {len(samples)} answers); "
+        "control rows break the ground truth on purpose.\n\n" + markdown_table(rows)
+    )
+    (out / "reference.md").write_text(md)
+    contact_sheet(samples, out / "contact_sheet.png")
+    return result
+
+
+def reference_main(cfg: EvalConfig) -> int:
+    """Entry point for `run_agent.py eval --reference`: prints the table, returns an exit code."""
+    result = eval_reference(cfg)
+    print(markdown_table([result["reference"], *result["controls"]]), end="")
+    print(f"wrote {Path(cfg.out) / 'reference.json'} ({result['seconds']} s)")
+    return 0

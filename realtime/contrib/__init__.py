@@ -1,0 +1,1 @@
+"""Helpers that are not the core: a loopback client peer for tests and benchmarks."""

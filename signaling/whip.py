@@ -1,0 +1,51 @@
+"""WHIP (RFC 9725): `POST /whip` with an SDP offer creates a session resource,
+`DELETE /whip/{id}` ends it, `OPTIONS` answers CORS preflights."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from signaling.limits import check_token, read_body, service_unavailable
+from signaling.peers import BadOffer, start_session
+from signaling.registry import Full
+from signaling.state import STATE
+
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Expose-Headers": "Location",
+}
+
+
+async def handle_whip_post(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    check_token(request, state.config.token)
+    sdp = await read_body(request, "application/sdp")
+    try:
+        state.registry.reserve()
+    except Full:
+        raise service_unavailable() from None
+    try:
+        session, answer = await start_session(state, sdp)
+    except BadOffer as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    location = str(request.app.router["whip_resource"].url_for(session_id=session.id))
+    return web.Response(
+        status=201,
+        text=answer,
+        content_type="application/sdp",
+        headers={"Location": location, **CORS},
+    )
+
+
+async def handle_whip_delete(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    check_token(request, state.config.token)
+    if not await state.registry.end(request.match_info["session_id"]):
+        raise web.HTTPNotFound(text="no such session")
+    return web.Response(status=200, headers=CORS)
+
+
+async def handle_options(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={**CORS, "Accept-Post": "application/sdp"})

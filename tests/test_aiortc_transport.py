@@ -1,0 +1,70 @@
+"""The aiortc transport: ICE pinning in one place, outbound tracks per offered kind, events."""
+
+from __future__ import annotations
+
+import aioice.ice
+import numpy as np
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from realtime.aiortc_transport import AiortcTransport, pinned_host_addresses
+from realtime.clock import MediaClock
+from realtime.playout import PlayoutBuffer
+from realtime.transport import Transport
+
+REF = np.zeros((8, 8, 3), np.uint8)
+
+
+def test_pinning_restricts_candidates_and_restores() -> None:
+    original = aioice.ice.get_host_addresses
+    with pinned_host_addresses(["127.0.0.1", "::1"]):
+        assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
+        assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", "::1"]
+    assert aioice.ice.get_host_addresses is original
+    with pinned_host_addresses([]):
+        assert aioice.ice.get_host_addresses is original
+    with pytest.raises(ValueError):
+        with pinned_host_addresses(["not-an-ip"]):
+            pass
+
+
+async def offer_sdp(kinds: list[str], channel: bool) -> str:
+    pc = RTCPeerConnection()
+    for kind in kinds:
+        pc.addTransceiver(kind)
+    if channel:
+        pc.createDataChannel("events")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+@pytest.mark.parametrize("kinds", [["audio", "video"], ["audio"], []])
+async def test_answer_sends_on_the_offered_kinds_only(kinds) -> None:
+    with pinned_host_addresses(["127.0.0.1"]):
+        pc = RTCPeerConnection()
+        transport = AiortcTransport(pc, PlayoutBuffer(MediaClock(), REF))
+        assert isinstance(transport, Transport)
+        await pc.setRemoteDescription(RTCSessionDescription(await offer_sdp(kinds, True), "offer"))
+        transport.attach_outbound()
+        await pc.setLocalDescription(await pc.createAnswer())
+        sdp = pc.localDescription.sdp
+        assert "127.0.0.1" in sdp
+        senders = sorted(s.track.kind for s in pc.getSenders() if s.track is not None)
+        assert senders == sorted(kinds)
+        await transport.close()
+        assert pc.connectionState == "closed"
+        assert transport.audio_track.readyState == "ended"
+        await transport.wait_closed()  # returns: the transport knows it is closed
+        assert [c async for c in transport.audio_in()] == []
+
+
+async def test_events_before_the_channel_opens_are_kept_bounded() -> None:
+    pc = RTCPeerConnection()
+    transport = AiortcTransport(pc, PlayoutBuffer(MediaClock(), REF))
+    for i in range(100):
+        transport.send_event({"type": "state", "i": i})
+    assert len(transport._backlog) == 32
+    assert '"i":99' in transport._backlog[-1]
+    await transport.close()

@@ -1,0 +1,136 @@
+import threading
+
+import numpy as np
+import pytest
+
+from mavid.config import MICRO
+from mavid.creator.model import CreatorModel
+from mavid.creator.stream import MavidCreator, MavidCreatorStream
+from mavid.interfaces import AVClip, Cancelled, CancelToken, Creator, CreatorStream
+
+SPEC = MICRO.media
+
+
+@pytest.fixture(scope="module")
+def creator() -> MavidCreator:
+    return MavidCreator(CreatorModel.random(MICRO, 0))
+
+
+class CancelAfter(CancelToken):
+    """Cancels itself at its n-th check: lands between AR or denoising steps."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.checks = 0
+
+    def raise_if_cancelled(self) -> None:
+        self.checks += 1
+        if self.checks >= self.n:
+            self.cancel()
+        super().raise_if_cancelled()
+
+
+def test_implements_the_interfaces(creator):
+    assert isinstance(creator, Creator)
+    stream = creator.new_stream(seed=0)
+    assert isinstance(stream, CreatorStream)
+    assert stream.spec == SPEC
+
+
+@pytest.mark.parametrize("frames", [None, 5, 13])
+def test_clip_shapes_and_exact_audio_length(creator, frames):
+    clip = creator.new_stream(seed=0).next_clip("hello", "nod", num_frames=frames)
+    f = frames or SPEC.clip_frames
+    assert isinstance(clip, AVClip)
+    assert clip.frames.shape == (f, SPEC.height, SPEC.width, 3) and clip.frames.dtype == np.uint8
+    assert clip.audio.shape == (SPEC.samples_for_frames(f),) and clip.audio.dtype == np.float32
+    assert np.abs(clip.audio).max() <= 1.0
+    assert (clip.sample_rate, clip.fps, clip.index) == (24_000, 25, 0)
+    assert (clip.speech, clip.motion) == ("hello", "nod") and clip.gen_seconds > 0
+
+
+def test_bad_frame_count(creator):
+    with pytest.raises(ValueError, match="1 \\+ 4k"):
+        creator.new_stream().next_clip("a", "b", num_frames=8)
+
+
+def test_reference_image_is_the_idle_face_and_first_frame(creator):
+    ref = np.zeros((64, 48, 3), np.uint8)
+    ref[:, :, 0] = 200
+    stream = creator.new_stream(reference_image=ref, seed=1)
+    face = stream.reference_frame()
+    assert face.shape == (32, 32, 3) and (face[..., 0] == 200).all()
+    first = stream.next_clip("hi", "")
+    assert np.array_equal(first.frames[0], face)
+    second = stream.next_clip("there", "")
+    assert not np.array_equal(second.frames[0], face)  # only the first clip's first frame
+
+
+def test_default_face_looks_like_a_face(creator):
+    face = creator.new_stream().reference_frame()
+    assert face.shape == (32, 32, 3)
+    assert face.std() > 20  # not a flat image
+    with pytest.raises(ValueError, match="RGB"):
+        creator.new_stream(reference_image=np.zeros((4, 4)))
+
+
+def test_same_seed_same_clips_and_streams_are_independent(creator):
+    a = [creator.new_stream(seed=7).next_clip("x", "y") for _ in range(2)]
+    assert np.array_equal(a[0].audio, a[1].audio) and np.array_equal(a[0].frames, a[1].frames)
+    b = creator.new_stream(seed=8).next_clip("x", "y")
+    assert not np.array_equal(a[0].frames, b.frames)
+
+
+def test_parallel_streams_share_the_model(creator):
+    expected = {}
+    for seed in (1, 2):
+        s = creator.new_stream(seed=seed)
+        expected[seed] = [s.next_clip("one two", "nod").audio for _ in range(3)]
+    got: dict[int, list] = {}
+
+    def run(seed: int) -> None:
+        s = creator.new_stream(seed=seed)
+        got[seed] = [s.next_clip("one two", "nod").audio for _ in range(3)]
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (1, 2):
+        assert all(np.array_equal(x, y) for x, y in zip(expected[seed], got[seed], strict=True))
+
+
+@pytest.mark.parametrize("at", [1, 3, 15])  # before work, inside the AR loop, inside denoising
+def test_cancel_between_steps_leaves_the_stream_usable(creator, at):
+    stream = creator.new_stream(seed=0)
+    stream.next_clip("first", "")
+    history = stream.history
+    token = CancelAfter(at)
+    with pytest.raises(Cancelled):
+        stream.next_clip("cancelled", "", cancel=token)
+    assert token.checks == at
+    assert stream.history is history and stream.index == 1  # the cancelled clip left no trace
+    clip = stream.next_clip("next turn", "", cancel=CancelToken())
+    assert clip.index == 1 and clip.audio.shape == (SPEC.samples_for_frames(9),)
+
+
+def test_denoising_steps_are_checked(creator):
+    # checks = 1 (entry) + AR steps + sampler steps: cancelling at the last one hits the sampler
+    stream = creator.new_stream(seed=0)
+    ar_steps = SPEC.clip_frames + SPEC.num_codebooks
+    token = CancelAfter(1 + ar_steps + MICRO.creator.sampler_steps)
+    with pytest.raises(Cancelled):
+        stream.next_clip("x", "", cancel=token)
+    assert stream.history is None
+
+
+def test_history_and_cache_stay_flat_over_100_clips(creator):
+    stream: MavidCreatorStream = creator.new_stream(seed=0)
+    sizes = []
+    for i in range(100):
+        stream.next_clip("the same sentence said again", "nod", num_frames=5 if i == 0 else None)
+        sizes.append((stream.history.nbytes(), stream.last_cache_bytes))
+    assert stream.index == 100
+    assert len(set(sizes[2:])) == 1  # constant once the short first clip is out of the history

@@ -1,0 +1,80 @@
+"""Auth and limits on /offer and /whip: 401, 413, 415, 400, 503 (+ Retry-After), JSON bodies,
+and nothing left allocated afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+from conftest import loopback_config, running_server
+
+from realtime.contrib.client import LoopbackPeer
+from signaling.state import STATE
+
+GOOD = {"Content-Type": "application/json", "Authorization": "Bearer tok"}
+
+
+async def post(url: str, body: bytes | str, headers: dict[str, str]) -> tuple[int, dict, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=body, headers=headers) as r:
+            return r.status, await r.json(), dict(r.headers)
+
+
+def assert_clean(app) -> None:
+    registry = app[STATE].registry
+    assert len(registry) == 0 and registry._reserved == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status"),
+    [
+        ("offer", "{}", {"Content-Type": "application/json"}, 401),
+        ("offer", "{}", {**GOOD, "Authorization": "Bearer nope"}, 401),
+        ("offer", "{}", {**GOOD, "Authorization": "Basic tok"}, 401),
+        ("offer", "{}", {**GOOD, "Content-Type": "text/plain"}, 415),
+        ("offer", "x" * 70_000, GOOD, 413),
+        ("offer", "{not json", GOOD, 400),
+        ("offer", "[1, 2]", GOOD, 400),
+        ("offer", '{"type": "answer", "sdp": "v=0"}', GOOD, 400),
+        ("offer", '{"type": "offer", "sdp": 5}', GOOD, 400),
+        ("offer", '{"type": "offer", "sdp": "garbage"}', GOOD, 400),
+        ("offer", b"\xff\xfe\x00", GOOD, 400),
+        ("offer", "", GOOD, 400),
+        ("whip", "v=0", {"Authorization": "Bearer tok", "Content-Type": "application/json"}, 415),
+        ("whip", "v=0", {"Content-Type": "application/sdp"}, 401),
+        ("whip", "not sdp", {**GOOD, "Content-Type": "application/sdp"}, 400),
+        ("whip", "s" * 70_000, {**GOOD, "Content-Type": "application/sdp"}, 413),
+    ],
+)
+async def test_errors_are_json_and_leave_nothing(tone_model, path, body, headers, status) -> None:
+    async with running_server(loopback_config(token="tok"), tone_model) as (url, app):
+        got, payload, _ = await post(url + path, body, headers)
+        assert got == status, payload
+        assert payload["status"] == status and payload["error"]
+        assert_clean(app)
+
+
+async def test_offer_without_media_is_refused(tone_model) -> None:
+    sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    async with running_server(loopback_config(), tone_model) as (url, app):
+        got, payload, _ = await post(url + "offer", json.dumps({"type": "offer", "sdp": sdp}), GOOD)
+        assert got == 400 and "no audio, video or data channel" in payload["error"]
+        assert_clean(app)
+
+
+async def test_session_cap_answers_503_with_retry_after(tone_model) -> None:
+    cfg = loopback_config(max_sessions=1)
+    async with running_server(cfg, tone_model) as (url, app):
+        first, second = LoopbackPeer(), LoopbackPeer()
+        try:
+            await first.connect(url)
+            with pytest.raises(RuntimeError, match="503"):
+                await second.connect(url)
+            offer = {"type": "offer", "sdp": second.pc.localDescription.sdp}
+            got, _, headers = await post(url + "offer", json.dumps(offer), GOOD)
+            assert got == 503 and headers["Retry-After"] == "5"
+            assert len(app[STATE].registry) == 1 and app[STATE].registry._reserved == 0
+        finally:
+            await first.close()
+            await second.close()

@@ -1,0 +1,79 @@
+"""A session answers a spoken turn and a typed turn, in order, with clips that play."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import ScriptedConductor, ToneCreator
+
+
+async def test_spoken_turn_is_answered_with_ordered_states(harness_factory) -> None:
+    async with harness_factory() as h:
+        h.say("What is the weather like today?")
+        await h.wait_state("thinking", within=8)
+        t_speak, _ = await h.wait_state("speaking", within=8)
+        await h.wait_state("listening", within=15, after=2)
+        assert h.states() == ["listening", "thinking", "speaking", "listening"]
+        # the Conductor heard the user's audio (16 kHz), not text
+        turn = h.conductor.turns[0]
+        assert turn.audio is not None and turn.audio.shape[0] > 16_000 * 0.5
+        assert turn.text == ""
+        # the answer was heard: loud output audio after "speaking", video that changes
+        assert len(h.loud_after(t_speak)) > 10
+        checks = {c for t, c in h.output.video if t >= t_speak}
+        assert len(checks) > 5
+        clips = [e for e in h.events if e["type"] == "clip"]
+        assert [c["index"] for c in clips] == list(range(len(clips)))
+        assert clips[0]["duration"] == 13 / 25  # the shorter first clip
+        assert all(c["duration"] == 1.0 for c in clips[1:])
+        # directives streamed as events, speech then motion
+        directives = [e for e in h.events if e["type"] == "directive"]
+        assert "".join(d["speech"] for d in directives).split() == h.conductor.reply.split()
+        assert directives[-1]["motion"] == "nod gently"
+
+
+async def test_typed_turn_is_answered(harness_factory) -> None:
+    async with harness_factory() as h:
+        h.type_text("  hello there  ")
+        await h.wait_state("speaking", within=8)
+        await h.wait_state("listening", within=15, after=1)
+        assert h.conductor.turns[0].text == "hello there"
+        assert h.conductor.turns[0].audio is None
+        assert {"type": "transcript", "source": "text", "text": "hello there"} in h.events
+
+
+async def test_bad_messages_get_errors_and_session_goes_on(harness_factory) -> None:
+    async with harness_factory() as h:
+        for message in ({"type": "nope"}, {"type": "text", "text": 5}, {"type": "text"}):
+            h.transport.type_text(message)
+        h.type_text("x" * 5000)
+        await asyncio.sleep(0.2)
+        errors = [e for e in h.events if e["type"] == "error"]
+        assert len(errors) == 4 and not any(e["fatal"] for e in errors)
+        h.type_text("still there?")
+        await h.wait_state("speaking", within=8)
+
+
+async def test_model_error_ends_only_that_session(harness_factory) -> None:
+    broken = harness_factory(creator=ToneCreator(fail_at=1))
+    healthy = harness_factory()
+    async with broken as b, healthy as ok:
+        b.type_text("break please")
+        ok.type_text("hello")
+        await asyncio.wait_for(b.run_task, 10)
+        assert isinstance(b.session.error, RuntimeError)
+        assert any(e["type"] == "error" and e["fatal"] for e in b.events)
+        assert b.transport.close_calls >= 1
+        await ok.wait_state("speaking", within=8)
+        assert not ok.run_task.done()
+
+
+async def test_conductor_error_is_reported(harness_factory) -> None:
+    from mavid.interfaces import ConductorError
+
+    h = harness_factory(conductor=ScriptedConductor(error=ConductorError("endpoint 500")))
+    async with h:
+        h.type_text("hello")
+        await asyncio.wait_for(h.run_task, 10)
+        assert isinstance(h.session.error, ConductorError)
+        assert "endpoint 500" in next(e for e in h.events if e["type"] == "error")["message"]

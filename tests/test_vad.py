@@ -1,0 +1,46 @@
+"""silero-vad in streaming windows: start after min speech, end after the hangover."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import speech_16k
+
+from realtime.vad import StreamingVad, VadConfig
+
+
+def feed(vad: StreamingVad, audio: np.ndarray, chunk: int = 320) -> list:
+    events = []
+    for i in range(0, audio.shape[0], chunk):
+        events += vad.process(audio[i : i + chunk])
+    return events
+
+
+def test_one_utterance_gives_one_start_and_one_end() -> None:
+    speech = speech_16k("Good morning, could you help me with something?")
+    silence = np.zeros(16_000, np.float32)
+    vad = StreamingVad(VadConfig(hangover_ms=224))
+    events = feed(vad, np.concatenate([silence, speech, silence]))
+    assert [e.kind for e in events] == ["start", "end"]
+    start, end = events
+    assert 0.9 < start.onset < 1.3  # speech begins after 1 s of silence
+    assert start.at - start.onset >= 0.09  # min speech before deciding
+    assert end.at - end.offset >= 0.22  # the hangover
+    assert abs(end.offset - (1.0 + speech.shape[0] / 16_000)) < 0.4
+    assert end.audio.shape[0] >= (end.offset - start.onset) * 16_000  # pre-roll + speech
+
+
+def test_silence_and_noise_give_nothing() -> None:
+    rng = np.random.default_rng(0)
+    vad = StreamingVad()
+    assert feed(vad, np.zeros(32_000, np.float32)) == []
+    assert feed(vad, (0.001 * rng.standard_normal(32_000)).astype(np.float32)) == []
+
+
+def test_longer_hangover_ends_later() -> None:
+    audio = np.concatenate([np.zeros(8000, np.float32), speech_16k("Hello there."),
+                            np.zeros(24_000, np.float32)])  # fmt: skip
+    ends = []
+    for hangover in (128, 512):
+        events = feed(StreamingVad(VadConfig(hangover_ms=hangover)), audio)
+        ends.append(next(e.at for e in events if e.kind == "end"))
+    assert ends[1] - ends[0] > 0.3
