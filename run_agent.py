@@ -116,11 +116,44 @@ class ServeCommand(Command):
     )
     conductor_model: str | None = Field(None, description="Model name at --conductor-url.")
     conductor_api_key: str | None = Field(None, description="API key for --conductor-url.")
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads per model call (default: torch's)."
+    )
+    ice_servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN server URLs offered to peers (none: host only).",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest /offer or /whip body; bigger ones get 413."
+    )
+    seed: int | None = Field(None, description="Creator seed per session (default: random).")
+    vad_threshold: float = Field(
+        0.5, gt=0, lt=1, description="silero-vad speech probability threshold."
+    )
+    vad_min_speech_ms: int = Field(
+        96, ge=32, description="Speech this long starts a turn (and interrupts the avatar)."
+    )
+    vad_hangover_ms: int = Field(320, ge=32, description="Silence this long ends the user's turn.")
+    words_per_clip: float = Field(2.5, gt=0, description="Words of speech per ~1-s clip.")
+    first_clip_words: float = Field(
+        1.5, gt=0, description="Words in the (shorter) first clip of an answer."
+    )
+    max_answer_clips: int = Field(60, ge=1, description="Longest answer, in clips.")
 
-    def cli_cmd(self) -> None:
-        from signaling.server import ServerConfig, serve
+    def server_config(self) -> Any:
+        from signaling.server import ServerConfig
 
         cfg = _dataclass_from(ServerConfig, self)
+        for name in ("ref_image", "checkpoint"):
+            value = getattr(cfg, name)
+            if value is not None:
+                setattr(cfg, name, str(value))
+        return cfg
+
+    def cli_cmd(self) -> None:
+        from signaling.server import serve
+
+        cfg = self.server_config()
         _run_async(
             serve(cfg, ready=lambda url: print(f"mavid-agent is up: open {url}", flush=True))
         )
@@ -173,7 +206,11 @@ class DataCommand(Command):
 
 
 class Root(BaseSettings):
-    """mavid-agent: a realtime, full-duplex audio-visual avatar agent (MAViD)."""
+    """mavid-agent: a realtime, full-duplex audio-visual avatar agent (MAViD).
+
+    `run_agent.py livekit dev|start|connect --room NAME|token` runs the agent as a
+    livekit-agents worker (see `run_agent.py livekit --help`).
+    """
 
     model_config = SettingsConfigDict(cli_prog_name="run_agent.py", cli_kebab_case=True)
 
@@ -196,6 +233,24 @@ def _dataclass_from(cls: type, settings: Command) -> Any:
     """Build a subsystem's dataclass config from the fields it shares with a command."""
     known = set(cls.__dataclass_fields__)
     return cls(**{k: v for k, v in settings.model_dump().items() if k in known})
+
+
+def _livekit(argv: list[str]) -> int:
+    """`run_agent.py livekit dev|start|connect --room R|token ...`: a livekit-agents worker.
+
+    livekit-agents owns this command line (its own modes and LIVEKIT_* variables); the agent's
+    own settings come from MAVID_* variables and the [serve] table of the config file.
+    """
+    from agent.livekit_worker import LiveKitWorkerConfig, livekit_main
+
+    _CONFIG_FILE.set(_config_path(argv))
+    try:
+        server = ServeCommand(_cli_parse_args=[]).server_config()
+    except ValidationError as exc:
+        print(_explain(exc, "serve"), file=sys.stderr)
+        return 2
+    livekit_main(argv, LiveKitWorkerConfig(server=server))
+    return 0
 
 
 def _run_async(main: Any) -> None:
@@ -267,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _setup_logging(argv)
+    if argv[:1] == ["livekit"]:
+        return _livekit(argv[1:])
     try:
         CliApp.run(Root, cli_args=argv, cli_show_env_vars=True)
     except ValidationError as exc:

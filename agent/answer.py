@@ -24,6 +24,7 @@ from mavid.interfaces import (
     Conductor,
     CreatorStream,
     DirectiveDelta,
+    MediaSpec,
     UserTurn,
 )
 from mavid.segment import ClipSegmenter
@@ -37,6 +38,10 @@ class AnswerConfig:
     first_clip_words: float = 1.5
     max_ahead_s: float = 2.0  # generation waits while this much media is queued unplayed
     max_clips: int = 60  # an answer stops after this many clips, whatever the Conductor says
+    # A full-length clip is made only when it will be ready before the queued media has
+    # played (judged by the RTF measured so far); otherwise a first-clip-length one, so a
+    # slow Creator shows as shorter clips rather than gaps.
+    adaptive_clips: bool = True
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ async def run_answer(
                 break
             # keep generation at most max_ahead_s ahead of what the peer hears
             await playout.clock.sleep_until(playout.end_s - config.max_ahead_s)
-            num_frames = spec.first_clip_frames if not made else spec.clip_frames
+            num_frames = _clip_frames(spec, made, playout.queued_s(), config.adaptive_clips)
             started = time.monotonic()
             clip, audio = await loop.run_in_executor(
                 executor, _make_clip, stream, stream_lock, prompt, "".join(motion), cancel,
@@ -172,6 +177,17 @@ async def run_answer(
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
         conductor_job.cancel()  # only detaches: the thread exits at its next token
+
+
+def _clip_frames(spec: MediaSpec, made: list[MadeClip], queued_s: float, adaptive: bool) -> int:
+    if not made:
+        return spec.first_clip_frames
+    if not adaptive:
+        return spec.clip_frames
+    recent = made[-3:]
+    rtf = sum(m.clip.duration for m in recent) / max(1e-6, sum(m.clip.gen_seconds for m in recent))
+    needed_s = spec.clip_frames / spec.fps / rtf
+    return spec.clip_frames if queued_s >= needed_s else spec.first_clip_frames
 
 
 def _with_gen_seconds(clip: AVClip, seconds: float) -> AVClip:

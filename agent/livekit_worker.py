@@ -112,6 +112,11 @@ def load_resources(config: LiveKitWorkerConfig, model: Any | None = None) -> Wor
 
 def prewarm(config: LiveKitWorkerConfig, proc: Any) -> None:
     """livekit-agents setup_fnc: load the model into an idle job process before a job."""
+    import torch
+
+    # one process per session: torch's intra-op pool gets the session's share of the cores,
+    # not all of them (N processes x all cores would oversubscribe the machine)
+    torch.set_num_threads(max(1, round(config.session_cores)))
     proc.userdata[MODEL_KEY] = load_resources(config)
 
 

@@ -87,6 +87,7 @@ class Session(AnswerObserver):
         self.metrics = metrics or AgentMetrics()
         self._vad = vad
         self._ring = VideoRing(self.config.video)
+        self._video_fps = self.config.video.sample_fps
         self._stream_lock = threading.Lock()
         self.state = SessionState.LISTENING
         self.turns = 0
@@ -200,7 +201,8 @@ class Session(AnswerObserver):
             self._emit({"type": "transcript", "source": "text", "text": text})
             if self._answer is not None:
                 self.barge_in("text")
-            answer = self._start_answer(UserTurn(text=text, video=self._ring.snapshot()), "text")
+            turn = UserTurn(text=text, video=self._ring.snapshot(), video_fps=self._video_fps)
+            answer = self._start_answer(turn, "text")
             self._commit(answer, time.monotonic())
 
     def _on_vad(self, event: VadEvent, received: float) -> None:

@@ -61,13 +61,43 @@ def arrival_gaps(peer: LoopbackPeer, start: float, end: float) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times) if b - a > STALL_S]
 
 
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
+def now() -> float:
+    return time.monotonic()
+
+
+_SERVE = """
+import asyncio, json, sys
+from signaling.server import ServerConfig, serve
+cfg = ServerConfig(**json.loads(sys.argv[1]))
+asyncio.run(serve(cfg, ready=lambda url: print(url, flush=True)))
+"""
+
+
+@contextlib.asynccontextmanager
+async def server_process(cfg: dict) -> AsyncIterator[tuple[str, int]]:
+    """`serve()` in a child process (so its CPU and RSS are its own); yields (URL, pid)."""
+    import asyncio
+    import json
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SERVE, json.dumps(cfg), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 120)
+        if not line:
+            raise RuntimeError("server process exited before listening")
+        yield line.decode().strip(), proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
+def rss_mib_of(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def now() -> float:
-    return time.monotonic()

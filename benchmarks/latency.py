@@ -145,7 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--clips", type=int, default=3, help="max clips per answer")
-    parser.add_argument("--hangover-ms", type=int, default=224)
+    parser.add_argument("--hangover-ms", type=int, default=320)
     parser.add_argument("--min-speech-ms", type=int, default=96)
     parser.add_argument("--url", help="benchmark a running server instead of an in-process one")
     logging.basicConfig(level=logging.WARNING)

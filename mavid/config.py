@@ -62,7 +62,7 @@ class VideoVAEConfig:
     z_dim: int = 16
     temporal_compression: int = 4
     spatial_compression: int = 8
-    channels: tuple[int, ...] = (96, 64, 32, 16)  # widths at 1/8, 1/4, 1/2, 1/1 resolution
+    channels: tuple[int, ...] = (64, 48, 24, 12)  # widths at 1/8, 1/4, 1/2, 1/1 resolution
     latent_scale: float = 1.0  # latents are divided by this so the DiT sees ~unit variance
 
 
@@ -72,9 +72,9 @@ class CreatorConfig:
 
     num_layers: int = 4  # the fusion pairs audio layer l with video layer l
     # AR audio decoder (Talker-like).
-    audio_dim: int = 256
-    audio_heads: int = 4
-    audio_ffn: int = 768
+    audio_dim: int = 192
+    audio_heads: int = 3
+    audio_ffn: int = 512
     num_codebooks: int = 8
     codebook_size: int = 1024  # + stream_bos (1024) and stream_eos (1025)
     max_text_len: int = 200  # bytes of one directive; longer text is truncated
@@ -165,8 +165,9 @@ PAPER = Preset(
     video_vae=VideoVAEConfig(kind="wan", z_dim=48, spatial_compression=16),
     creator=CreatorConfig(
         num_layers=30,
-        # Talker-sized AR decoder (Qwen2.5-Omni-7B Talker: hidden 896 is its 0.5B-class size;
-        # the paper's speech branch is larger, so we take a 1.3B-class decoder of 30 layers).
+        # AR decoder, Talker design (Qwen2-style decoder over summed codebook embeddings),
+        # 30 x 1792 = 2.1 B: with the 5.9 B Wan 2.2-class DiT below the Creator has 8.2 B
+        # parameters, the paper's 8.0 B for speech + video (benchmarks/creator.py prints both).
         audio_dim=1792,
         audio_heads=14,
         audio_ffn=7168,

@@ -409,7 +409,10 @@ class LiveKitTransport:
 
     async def _read_audio(self, track: rtc.Track) -> None:
         # livekit's native resampler does 48 kHz (or whatever arrives) -> 16 kHz mono
-        stream = rtc.AudioStream(track, sample_rate=self.config.in_sample_rate, num_channels=1)
+        # 20-ms chunks, as the aiortc transport gives: one VAD call per chunk
+        stream = rtc.AudioStream(
+            track, sample_rate=self.config.in_sample_rate, num_channels=1, frame_size_ms=20
+        )
         try:
             async for event in stream:
                 pcm = np.frombuffer(event.frame.data, dtype=np.int16)

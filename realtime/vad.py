@@ -27,7 +27,8 @@ class VadConfig:
     threshold: float = 0.5  # speech when the probability rises above this
     neg_threshold: float = 0.35  # silence when it falls below this (hysteresis)
     min_speech_ms: int = 96  # speech this long before "start" (3 windows)
-    hangover_ms: int = 224  # silence this long before "end" (7 windows)
+    # silence this long before "end" (10 windows); espeak's comma pauses measure ~0.22 s
+    hangover_ms: int = 320
     pre_roll_ms: int = 300  # audio kept before the start, so the turn has the first phoneme
     max_speech_s: float = 30.0  # a turn longer than this is ended anyway
     # silence this long inside speech emits "pause": the agent may start answering early and

@@ -44,6 +44,7 @@ class ServerConfig:
     token: str | None = None  # bearer token required on /offer and /whip (None: open)
     max_sessions: int = 4  # concurrent sessions; more get 503 + Retry-After
     threads: int = 2  # worker threads for model work (Conductor + Creator), all sessions
+    torch_threads: int | None = None  # torch intra-op threads per call (None: torch's default)
     # ICE host candidates are gathered only on these addresses (empty: every interface but
     # loopback, aioice's default). ["127.0.0.1"] keeps all traffic on this machine.
     ice_host_addresses: list[str] = field(default_factory=list)
@@ -53,7 +54,7 @@ class ServerConfig:
     # session options
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 96  # speech this long starts a turn (and a barge-in)
-    vad_hangover_ms: int = 224  # silence this long ends a turn
+    vad_hangover_ms: int = 320  # silence this long ends a turn
     words_per_clip: float = 2.5
     first_clip_words: float = 1.5
     max_answer_clips: int = 60
@@ -174,6 +175,10 @@ async def serve(
 ) -> None:
     """Load the model (unless given), serve until cancelled or SIGTERM/SIGINT, then end
     every session."""
+    if cfg.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)  # process-wide: serve owns the process
     if model is None:
         model = await asyncio.to_thread(load_model, cfg)
         await asyncio.to_thread(warm_up, model)

@@ -107,7 +107,7 @@ class ToneCreator:
 
 @dataclass
 class ScriptedConductor:
-    reply: str = "Sure. Here is a short answer with a few words in it, spoken clip by clip."
+    reply: str = "Sure. Here is a short answer for you."
     motion: str = "nod gently"
     token_s: float = 0.005
     turns: list[UserTurn] = field(default_factory=list)

@@ -134,3 +134,35 @@ def test_history_and_cache_stay_flat_over_100_clips(creator):
         sizes.append((stream.history.nbytes(), stream.last_cache_bytes))
     assert stream.index == 100
     assert len(set(sizes[2:])) == 1  # constant once the short first clip is out of the history
+
+
+def test_bad_directive_types_are_refused(creator):
+    stream = creator.new_stream()
+    with pytest.raises(TypeError, match="str"):
+        stream.next_clip(None, "")
+    assert stream.index == 0 and stream.history is None
+
+
+def test_classifier_free_guidance_runs_and_changes_the_video():
+    import dataclasses
+
+    base = CreatorModel.random(MICRO, 0)
+    guided_preset = dataclasses.replace(
+        MICRO, creator=dataclasses.replace(MICRO.creator, cfg_scale=4.0)
+    )
+    guided_model = CreatorModel(guided_preset)
+    guided_model.load_state_dict(base.state_dict())
+    plain = MavidCreator(base).new_stream(seed=2).next_clip("hi", "wave")
+    cfg = MavidCreator(guided_model).new_stream(seed=2).next_clip("hi", "wave")
+    assert np.array_equal(plain.audio, cfg.audio)  # guidance is on the video's motion text only
+    assert not np.array_equal(plain.frames[1:], cfg.frames[1:])
+
+
+def test_bfloat16_path_runs():
+    import torch
+
+    model = CreatorModel.random(MICRO, 0).to(torch.bfloat16)
+    stream = MavidCreator(model, dtype=torch.bfloat16).new_stream(seed=0)
+    clips = [stream.next_clip("half precision", "nod") for _ in range(2)]
+    assert clips[1].audio.dtype == np.float32 and clips[1].frames.dtype == np.uint8
+    assert clips[1].audio.shape == (SPEC.samples_for_frames(SPEC.clip_frames),)

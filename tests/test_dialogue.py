@@ -70,9 +70,10 @@ def test_rendered_sample_is_consistent():
     # the per-clip speech prompts, in order, are exactly the answer's words
     said = " ".join(c.speech for c in s.clips if c.speech)
     assert normalize_text(said) == normalize_text(s.answer.speech)
-    assert s.answer.speech == next(i for i in INTENTS if i.name == "check_item").answer_for(
-        plan.prop
-    ).speech
+    assert (
+        s.answer.speech
+        == next(i for i in INTENTS if i.name == "check_item").answer_for(plan.prop).speech
+    )
     assert s.directive.endswith("<m_eos>") and "<m_bos>" in s.directive
     assert s.user_audio is not None and s.user_audio.dtype == np.float32
     assert s.user_frames.shape == (4, 128, 128, 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -124,7 +125,7 @@ async def test_dispatched_job_answers_typed_and_spoken_turns(job) -> None:
 
 
 async def test_barge_in_clears_and_reports_interrupted_playback(job) -> None:
-    ctx, model, task = job
+    ctx, model, _task = job
     model.creator.work_s = 0.01
     room: FakeRoom = ctx.room
     room.join("user")
@@ -147,6 +148,40 @@ async def test_barge_in_clears_and_reports_interrupted_playback(job) -> None:
         assert second["turn"] == 2 and second["interrupted"] is False
         assert first["position"] < second["position"]  # cut short: turn 1 played less
         assert len(local.writers) == 2 and all(w.closed_with for w in local.writers)
+    finally:
+        await receiver.aclose()
+
+
+async def test_spoken_barge_in_stops_the_avatar(job) -> None:
+    ctx, model, _task = job
+    model.conductor.reply = " ".join(["word"] * 40)  # a long answer to interrupt
+    room: FakeRoom = ctx.room
+    user = room.join("user")
+    await wait_until(lambda: CHAT_TOPIC in room.text_handlers, within=5)
+    mic = room.publish_microphone(user, rate=16_000)
+    local = room.local_participant
+    receiver = Receiver(
+        local.track(rtc.TrackKind.KIND_AUDIO), local.track(rtc.TrackKind.KIND_VIDEO)
+    )
+    try:
+        room.send_chat("user", "talk for a while")
+        await wait_until(lambda: any(e["state"] == "speaking" for e in events(room, "state")))
+        await asyncio.sleep(0.5)
+        speech = (speech_16k("Wait, stop please.") * 32767).astype(np.int16)
+        for i in range(0, speech.size - 160, 160):
+            await mic.capture_frame(rtc.AudioFrame(speech[i : i + 160].tobytes(), 16_000, 1, 160))
+            if events(room, "barge_in"):
+                break
+        await wait_until(lambda: events(room, "barge_in"), within=5)
+        assert events(room, "barge_in")[0]["reason"] == "speech"
+        await wait_until(lambda: events(room, "playback_finished"), within=2)
+        finished = events(room, "playback_finished")[0]
+        assert finished["turn"] == 1 and finished["interrupted"] is True
+        stopped = time.monotonic()
+        await asyncio.sleep(0.3)
+        # the cut answer's tone is gone; the next answer (to "wait, stop please") cannot
+        # start before the VAD's hangover has passed, so this window is the cut one's
+        assert receiver.loud_seconds(stopped, stopped + 0.2) < 0.05
     finally:
         await receiver.aclose()
 
@@ -212,3 +247,40 @@ def test_token_subcommand_prints_a_verifiable_token(capsys, monkeypatch) -> None
     claims = api.TokenVerifier().verify(token)
     assert claims.identity == "ann" and claims.video.room == "demo"
     assert claims.room_config.agents[0].agent_name == "mavid"
+
+
+async def test_real_model_answers_in_a_room(avatar_model) -> None:
+    """The embedded mavid-tiny model, end to end through the LiveKit sources."""
+    config = worker_config(max_answer_clips=2)
+    resources = load_resources(config, model=avatar_model)
+    room = FakeRoom()
+    ctx = FakeJobContext(room, {MODEL_KEY: resources})
+    task = asyncio.create_task(entrypoint(config, ctx))
+    try:
+        room.join("user")
+        await wait_until(lambda: CHAT_TOPIC in room.text_handlers, within=10)
+        local = room.local_participant
+        receiver = Receiver(
+            local.track(rtc.TrackKind.KIND_AUDIO), local.track(rtc.TrackKind.KIND_VIDEO)
+        )
+        try:
+            room.send_chat("user", "hello, who are you?")
+            await wait_until(lambda: events(room, "playback_finished"), within=60)
+            clips = events(room, "clip")
+            assert 1 <= len(clips) <= 2
+            finished = events(room, "playback_finished")[0]
+            assert finished["interrupted"] is False
+            assert finished["position"] == pytest.approx(
+                sum(c["duration"] for c in clips), abs=0.05
+            )
+            spec = avatar_model.creator.spec
+            assert receiver.video_size == (spec.width, spec.height)
+            faces = {round(b, 1) for _, b in receiver.video}
+            assert len(faces) > 3  # a moving face, not a frozen frame
+        finally:
+            await receiver.aclose()
+    finally:
+        room.leave("user")
+        await asyncio.wait_for(task, 15)
+        resources.shutdown()
+        await room.aclose()

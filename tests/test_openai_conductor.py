@@ -155,12 +155,13 @@ async def test_normal_stream_and_request_shape(server) -> None:
     assert user["content"][2]["image_url"]["url"].startswith("data:image/jpeg;base64,")
 
 
-async def test_text_only_flag(server) -> None:
-    c = conductor(server.base_url, "normal", text_only=True)
+async def test_text_only_flag_and_extra_body(server) -> None:
+    c = conductor(server.base_url, "normal", text_only=True, extra_body={"top_k": 5})
     turn = UserTurn(text="Hi", audio=np.zeros(16_000, np.float32))
     _, err = await asyncio.to_thread(run, c, turn)
     assert err is None
     assert server.requests[0]["messages"][1]["content"] == [{"type": "text", "text": "Hi"}]
+    assert server.requests[0]["top_k"] == 5
     with pytest.raises(ValueError, match="text-only"):
         c.build_messages(UserTurn(audio=np.zeros(16_000, np.float32)))
 

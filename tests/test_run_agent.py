@@ -83,3 +83,21 @@ def test_help_explains_every_option(command):
     for name, field in fields.items():
         assert "--" + name.replace("_", "-") in out
         assert field.description, f"{command} --{name} has no help text"
+
+
+def test_livekit_subcommand_hands_over_to_livekit_agents():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "run_agent.py"), "livekit", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    for mode in ("start", "dev", "connect"):
+        assert mode in out
+
+
+def test_livekit_reports_a_bad_agent_setting(monkeypatch, capsys):
+    monkeypatch.setenv("MAVID_MAX_SESSIONS", "many")
+    assert run_agent.main(["livekit", "start"]) == 2
+    assert "MAVID_MAX_SESSIONS" in capsys.readouterr().err

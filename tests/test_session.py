@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import ScriptedConductor, ToneCreator
+import numpy as np
+from conftest import ScriptedConductor, ToneCreator, speech_16k
 
 
 async def test_spoken_turn_is_answered_with_ordered_states(harness_factory) -> None:
@@ -77,3 +78,22 @@ async def test_conductor_error_is_reported(harness_factory) -> None:
         await asyncio.wait_for(h.run_task, 10)
         assert isinstance(h.session.error, ConductorError)
         assert "endpoint 500" in next(e for e in h.events if e["type"] == "error")["message"]
+
+
+async def test_a_pause_inside_speech_starts_early_but_answers_once(harness_factory) -> None:
+    first, second = speech_16k("Well, let me see."), speech_16k("What is this?")
+    gap = np.zeros(int(0.16 * 16_000), np.float32)  # > pause (64 ms), < hangover (224 ms)
+    async with harness_factory() as h:
+        h.transport.speak(np.concatenate([first, gap, second]))
+        await h.wait_state("speaking", within=10)
+        await h.wait_state("listening", within=15, after=2)
+        assert h.states() == ["listening", "thinking", "speaking", "listening"]
+        assert not [e for e in h.events if e["type"] == "barge_in"]
+        assert h.session.turns == 1
+        # early answers were started at pauses and dropped unseen; the played one heard it all
+        assert len(h.conductor.turns) >= 2
+        heard = h.conductor.turns[-1].audio.shape[0] / 16_000
+        assert heard >= (first.shape[0] + second.shape[0]) / 16_000
+        # the played answer's clips are consecutive in the Creator stream
+        indices = [e["index"] for e in h.events if e["type"] == "clip"]
+        assert indices == list(range(indices[0], indices[0] + len(indices)))

@@ -17,9 +17,19 @@ def test_audio_is_24k_float_and_words_cover_the_text_in_order():
     assert 0.05 < float(np.abs(u.audio).max()) <= 1.0
     # espeak merges "on the" / "I am" into one WORD event: every word must still be there
     assert [w.word for w in u.words] == [
-        "The", "paintings", "are", "on", "the", "second", "floor", "I", "am", "calling",
-        "the", "café",
-    ]  # fmt: skip
+        "The",
+        "paintings",
+        "are",
+        "on",
+        "the",
+        "second",
+        "floor",
+        "I",
+        "am",
+        "calling",
+        "the",
+        "café",
+    ]
     starts = [w.start for w in u.words]
     assert starts == sorted(starts)
     assert all(0 <= w.start <= w.end <= u.duration + 1e-6 for w in u.words)

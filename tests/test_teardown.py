@@ -15,7 +15,7 @@ from signaling.state import STATE
 
 def live_peer_connections() -> int:
     gc.collect()
-    return sum(1 for o in gc.get_objects() if isinstance(o, RTCPeerConnection))
+    return sum(1 for o in gc.get_objects() if type(o) is RTCPeerConnection)
 
 
 def worker_threads() -> list[str]:

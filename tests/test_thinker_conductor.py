@@ -181,10 +181,18 @@ def test_bad_turns_are_clear_errors(tiny: ThinkerConductor, turn: UserTurn, mess
 
 
 def test_stage1_learns_directives_only() -> None:
-    conductor = ThinkerConductor.tiny(seed=1)
+    """Labels cover the directive only, and training on them makes the streamed answer the
+    directive: the training layout (collate) is the one generation sees (stream)."""
+    conductor = ThinkerConductor.tiny(
+        seed=1, config=ConductorConfig(max_new_tokens=40, do_sample=False)
+    )
     examples = [
-        (TURNS["text"], "I am Ava.", ""),  # plain QA: empty motion
-        (TURNS["all"], "I see a colourful room.", "looks around, smiles"),
+        (UserTurn(text="What is the capital of France?"), "Paris is the capital.", ""),  # QA
+        (
+            UserTurn(text="Hello", audio=AUDIO[:32_000], video=FRAMES[:4]),
+            "Hello there!",
+            "waves hello",
+        ),
     ]
     batch = collate(examples, conductor.encoder)
     tok = conductor.tokenizer
@@ -192,15 +200,18 @@ def test_stage1_learns_directives_only() -> None:
         learned = row[row != -100].tolist()
         assert tok.decode(learned) == f"{speech}{M_BOS}{motion}<m_eos><|im_end|>"
     model = conductor.model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
     losses = []
-    for _ in range(8):
+    for _ in range(45):
         loss = stage1_loss(model, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.7 * losses[0]
+    assert losses[-1] < 0.1 * losses[0]
+    model.eval()
+    for turn, speech, motion in examples:
+        assert answer(conductor, turn)[:2] == (speech, motion)
 
 
 def _as_real_checkpoint(tiny: ThinkerConductor, directory) -> None:

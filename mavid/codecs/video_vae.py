@@ -61,8 +61,9 @@ class TinyVideoVAE(nn.Module):
         self.encoder = nn.Sequential(*enc)
         dec: list[nn.Module] = [nn.Conv2d(config.z_dim, ch[0], 3, padding=1)]
         for i in range(len(ch) - 1):
-            dec += [nn.SiLU(), nn.Upsample(scale_factor=2.0, mode="nearest")]
-            dec += [nn.Conv2d(ch[i], ch[i + 1], 3, padding=1)]
+            # conv at the low resolution then pixel shuffle: same FLOPs as upsample + conv,
+            # without the (slow on CPU) nearest upsampling pass
+            dec += [nn.SiLU(), nn.Conv2d(ch[i], 4 * ch[i + 1], 3, padding=1), nn.PixelShuffle(2)]
         dec += [nn.SiLU(), nn.Conv2d(ch[-1], 3 * tc, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
 

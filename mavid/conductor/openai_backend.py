@@ -69,6 +69,7 @@ class OpenAIConductor:
         temperature: float | None = None,
         seconds_per_chunk: float = 2.0,
         poll_seconds: float = 0.02,
+        extra_body: dict | None = None,
     ) -> None:
         if timeout <= 0 or max_tokens <= 0 or max_retries < 0:
             raise ValueError("timeout and max_tokens must be > 0 and max_retries >= 0")
@@ -84,6 +85,8 @@ class OpenAIConductor:
         self.temperature = temperature
         self.seconds_per_chunk = seconds_per_chunk
         self.poll_seconds = poll_seconds
+        # Server-specific request fields, e.g. vLLM's {"mm_processor_kwargs": {...}}.
+        self.extra_body = dict(extra_body or {})
         self._start_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -176,6 +179,7 @@ class OpenAIConductor:
                 messages=messages,
                 stream=True,
                 max_tokens=self.max_tokens,
+                extra_body=self.extra_body or None,
                 **extra,
             )
             finished = False

@@ -60,7 +60,7 @@ class AudioBlock(nn.Module):
         super().__init__()
         d = cfg.audio_dim
         self.norm1 = nn.RMSNorm(d, eps=cfg.eps)
-        self.attn = Attention(d, cfg.audio_heads, eps=cfg.eps)
+        self.attn = Attention(d, cfg.audio_heads, eps=cfg.eps, qk_norm=False)
         self.fuse_video = (
             AudioFromVideo(d, cfg.video_dim, cfg.audio_heads, cfg.eps) if cfg.fusion else None
         )
@@ -102,18 +102,16 @@ def sample_codes(
     """logits (B, K, V) -> (B, K) codes with temperature, top-k and top-p."""
     if sampling.temperature <= 0:
         return logits.argmax(-1)
-    logits = logits / sampling.temperature
-    if 0 < sampling.top_k < logits.shape[-1]:
-        kth = logits.topk(sampling.top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+    v = logits.shape[-1]
+    k = sampling.top_k if 0 < sampling.top_k < v else v
+    # top-k first (sorted), so top-p and the draw work on k candidates instead of V
+    values, order = logits.topk(k, dim=-1)  # (B, K, k), descending
+    probs = (values / sampling.temperature).softmax(-1)
     if sampling.top_p < 1.0:
-        sorted_logits, order = logits.sort(-1, descending=True)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum - sorted_logits.softmax(-1) > sampling.top_p  # keep the first token always
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = logits.softmax(-1).flatten(0, -2)
-    return torch.multinomial(probs, 1, generator=generator).view(logits.shape[:-1])
+        drop = probs.cumsum(-1) - probs > sampling.top_p  # the first candidate always stays
+        probs = probs.masked_fill(drop, 0.0)
+    pick = torch.multinomial(probs.flatten(0, -2), 1, generator=generator)
+    return order.flatten(0, -2).gather(-1, pick).view(logits.shape[:-1])
 
 
 class AudioDecoder(nn.Module):

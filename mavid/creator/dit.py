@@ -137,7 +137,7 @@ class VideoDiT(nn.Module):
 
     def temb(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-latent times (B, T) -> embedding (B, T, D) and block projection (B, T, 6, D)."""
-        e = self.time_embed(timestep_embedding(t, self.cfg.video_dim))
+        e = self.time_embed(timestep_embedding(t, self.cfg.video_dim).to(t.dtype))
         return e, self.time_proj(e).unflatten(-1, (6, self.cfg.video_dim))
 
     def rope(self, t: int, h: int, w: int, t_offset: int, like: torch.Tensor):

@@ -61,7 +61,7 @@ class AudioFromVideo(nn.Module):
     def __init__(self, audio_dim: int, video_dim: int, heads: int, eps: float) -> None:
         super().__init__()
         self.norm = nn.RMSNorm(audio_dim, eps=eps)
-        self.attn = Attention(audio_dim, heads, kv_dim=video_dim, eps=eps)
+        self.attn = Attention(audio_dim, heads, kv_dim=video_dim, eps=eps, qk_norm=False)
 
     def context(self, fv_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys/values of F_v tokens (B, M, Dv), computed once per clip."""

@@ -40,7 +40,14 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class Attention(nn.Module):
     """Multi-head attention with q/k RMSNorm; keys/values may come from another modality."""
 
-    def __init__(self, dim: int, heads: int, kv_dim: int | None = None, eps: float = 1e-6):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        kv_dim: int | None = None,
+        eps: float = 1e-6,
+        qk_norm: bool = True,
+    ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by {heads} heads")
@@ -50,8 +57,9 @@ class Attention(nn.Module):
         self.k = nn.Linear(kv_dim or dim, dim)
         self.v = nn.Linear(kv_dim or dim, dim)
         self.o = nn.Linear(dim, dim)
-        self.q_norm = nn.RMSNorm(self.head_dim, eps=eps)
-        self.k_norm = nn.RMSNorm(self.head_dim, eps=eps)
+        # Wan normalises q/k; the Qwen2.5 Talker does not (and its per-token cost matters)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=eps) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=eps) if qk_norm else nn.Identity()
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape  # (B, L, D) -> (B, H, L, hd)

@@ -84,7 +84,11 @@ class MavidCreator:
 
 
 class MavidCreatorStream:
-    """An open-ended sequence of clips; used by one thread at a time."""
+    """An open-ended sequence of clips; used by one thread at a time.
+
+    Clip length is fixed by `num_frames`, so the AR decoder never ends an utterance early and
+    `AVClip.final` stays False: the caller knows from the Conductor when the speech ran out.
+    """
 
     def __init__(self, creator: MavidCreator, reference_image: np.ndarray | None, seed: int):
         self.creator = creator
@@ -113,6 +117,8 @@ class MavidCreatorStream:
         num_frames: int | None = None,
     ) -> AVClip:
         started = time.perf_counter()
+        if not isinstance(speech, str) or not isinstance(motion, str):
+            raise TypeError("speech and motion directives must be str")
         f = num_frames or self.spec.clip_frames
         t_lat = num_latents(f, self.spec.temporal_compression)
         check = cancel.raise_if_cancelled if cancel is not None else (lambda: None)
@@ -172,9 +178,10 @@ class MavidCreatorStream:
 
         audio_ctx = model.audio_context(sources, t_lat)
         text_kv = model.motion_kv([motion], dev)
+        null_kv = model.motion_kv([""], dev) if cfg.cfg_scale != 1.0 else text_kv
         velocity = guided(
             lambda x, t: model.video(x, t, prefix, text_kv, audio_ctx),
-            lambda x, t: model.video(x, t, prefix, model.motion_kv([""], dev), audio_ctx),
+            lambda x, t: model.video(x, t, prefix, null_kv, audio_ctx),
             cfg.cfg_scale,
         )
         ref = self._reference_latent

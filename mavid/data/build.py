@@ -35,6 +35,7 @@ class WorldConfig:
     crf: int = 18  # H.264 quality of the answer video
     spec: MediaSpec = field(default_factory=MediaSpec)
     progress: bool = True
+    intents: tuple[str, ...] = ()  # only these intents (tests: short answers); () = all
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.shard_size < 1:
@@ -43,9 +44,9 @@ class WorldConfig:
             raise ValueError("workers must be >= 0")
 
 
-def _make(args: tuple[int, int, MediaSpec, int]) -> tuple[str, str, dict[str, bytes]]:
-    seed, index, spec, crf = args
-    plan = plan_sample(seed, index)
+def _make(args: tuple) -> tuple[str, str, dict[str, bytes]]:
+    seed, index, spec, crf, intents = args
+    plan = plan_sample(seed, index, intents)
     sample = render_sample(plan, seed, spec)
     return plan.key, plan.split, encode_sample(sample, crf)
 
@@ -69,10 +70,11 @@ def build_world(cfg: WorldConfig) -> dict:
     old = out / MANIFEST
     if old.exists():
         prev = json.loads(old.read_text())
-        if (prev["seed"], prev["shard_size"]) != (cfg.seed, cfg.shard_size):
+        have = (prev["seed"], prev["shard_size"], prev.get("only_intents", []))
+        if have != (cfg.seed, cfg.shard_size, list(cfg.intents)):
             raise ValueError(
-                f"{out} holds a world of seed {prev['seed']} / shard size {prev['shard_size']}; "
-                "use another folder"
+                f"{out} holds a world of seed {prev['seed']} / shard size {prev['shard_size']} "
+                f"/ intents {have[2] or 'all'}; use another folder"
             )
     num_shards = -(-cfg.samples // cfg.shard_size)
     todo = [k for k in range(num_shards) if not _complete(out, k)]
@@ -84,9 +86,12 @@ def build_world(cfg: WorldConfig) -> dict:
 
     started = time.perf_counter()
     bar = tqdm(
-        total=cfg.samples, initial=done_samples, unit="sample", disable=not cfg.progress,
+        total=cfg.samples,
+        initial=done_samples,
+        unit="sample",
+        disable=not cfg.progress,
         desc="world",
-    )  # fmt: skip
+    )
     pool = None
     if cfg.workers > 1:
         ctx = multiprocessing.get_context("spawn")  # espeak and torch state stay per process
@@ -94,7 +99,7 @@ def build_world(cfg: WorldConfig) -> dict:
     try:
         for k in todo:
             lo, hi = k * cfg.shard_size, min(cfg.samples, (k + 1) * cfg.shard_size)
-            jobs = [(cfg.seed, i, cfg.spec, cfg.crf) for i in range(lo, hi)]
+            jobs = [(cfg.seed, i, cfg.spec, cfg.crf, cfg.intents) for i in range(lo, hi)]
             results: Iterator = pool.map(_make, jobs, chunksize=2) if pool else map(_make, jobs)
             encoded, index = [], []
             for key, split, members in results:
@@ -124,6 +129,7 @@ def build_world(cfg: WorldConfig) -> dict:
         "shard_size": cfg.shard_size,
         "spec": asdict(cfg.spec),
         "intents": [i.name for i in INTENTS],
+        "only_intents": list(cfg.intents),
         "splits": counts,
         "shards": shards,
         "bytes": size,

@@ -10,6 +10,7 @@ active in it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -144,11 +145,14 @@ def _split_for(rng: np.random.Generator) -> str:
     return "train" if r < 0.8 else ("val" if r < 0.9 else "test")
 
 
-def plan_sample(seed: int, index: int) -> SamplePlan:
-    """All random choices of sample `index` of the world of `seed`."""
+def plan_sample(seed: int, index: int, intents: Sequence[str] = ()) -> SamplePlan:
+    """All random choices of sample `index` of the world of `seed` (optionally of `intents`)."""
     rng = np.random.default_rng([seed, index])
     split = _split_for(rng)
-    intent = INTENTS[int(rng.integers(len(INTENTS)))]
+    pool = [i for i in INTENTS if i.name in intents] if intents else list(INTENTS)
+    if not pool:
+        raise ValueError(f"no known intent among {list(intents)}")
+    intent = pool[int(rng.integers(len(pool)))]
     choices = [i for i in range(len(intent.paraphrases)) if paraphrase_split(intent, i) == split]
     p_index = int(rng.choice(choices))
     if intent.visual:

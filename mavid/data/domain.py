@@ -105,7 +105,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "Hello and welcome to the museum. How can I help you today?",
         "smile, wave",
-    ),  # fmt: skip
+    ),
     _i(
         "goodbye",
         [
@@ -118,7 +118,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "Goodbye, and thank you for visiting. Have a lovely day.",
         "wave, smile",
-    ),  # fmt: skip
+    ),
     _i(
         "thanks",
         [
@@ -131,7 +131,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "You are very welcome. Enjoy your visit.",
         "smile, nod",
-    ),  # fmt: skip
+    ),
     _i(
         "opening_hours",
         [
@@ -144,7 +144,7 @@ INTENTS: tuple[Intent, ...] = (
             "What are your hours?",
         ],
         "We are open every day from nine in the morning until six in the evening.",
-    ),  # fmt: skip
+    ),
     _i(
         "closing_time",
         [
@@ -156,7 +156,7 @@ INTENTS: tuple[Intent, ...] = (
             "What time do I have to leave?",
         ],
         "The galleries close at six. The last entry is at five thirty.",
-    ),  # fmt: skip
+    ),
     _i(
         "ticket_price",
         [
@@ -169,7 +169,7 @@ INTENTS: tuple[Intent, ...] = (
             "How much do I pay for entry?",
         ],
         "An adult ticket costs twelve euros. Students and seniors pay eight.",
-    ),  # fmt: skip
+    ),
     _i(
         "child_price",
         [
@@ -181,7 +181,7 @@ INTENTS: tuple[Intent, ...] = (
             "Are kids free to enter?",
         ],
         "Children under twelve enter for free, and teenagers pay five euros.",
-    ),  # fmt: skip
+    ),
     _i(
         "buy_ticket",
         [
@@ -195,7 +195,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "You can buy tickets right here at this desk, or at the machines by the door.",
         "nod",
-    ),  # fmt: skip
+    ),
     _i(
         "cloakroom",
         [
@@ -207,7 +207,7 @@ INTENTS: tuple[Intent, ...] = (
             "Where can I hang my coat?",
         ],
         "The cloakroom is to your left, just past the shop. It is free of charge.",
-    ),  # fmt: skip
+    ),
     _i(
         "toilets",
         [
@@ -219,7 +219,7 @@ INTENTS: tuple[Intent, ...] = (
             "Excuse me, the restrooms?",
         ],
         "The toilets are downstairs, next to the cloakroom, and on the second floor.",
-    ),  # fmt: skip
+    ),
     _i(
         "cafe",
         [
@@ -231,7 +231,7 @@ INTENTS: tuple[Intent, ...] = (
             "Do you have a coffee shop?",
         ],
         "Yes, the café is on the ground floor by the garden doors. It serves lunch until three.",
-    ),  # fmt: skip
+    ),
     _i(
         "shop",
         [
@@ -243,7 +243,7 @@ INTENTS: tuple[Intent, ...] = (
             "Where do you sell gifts?",
         ],
         "The museum shop is right behind you, next to the main entrance.",
-    ),  # fmt: skip
+    ),
     _i(
         "wifi",
         [
@@ -255,7 +255,7 @@ INTENTS: tuple[Intent, ...] = (
             "Is there internet access here?",
         ],
         "Yes, connect to museum guest. No password is needed.",
-    ),  # fmt: skip
+    ),
     _i(
         "audio_guide",
         [
@@ -267,7 +267,7 @@ INTENTS: tuple[Intent, ...] = (
             "How much is the audio guide?",
         ],
         "Audio guides are three euros at this desk, in six languages.",
-    ),  # fmt: skip
+    ),
     _i(
         "guided_tour",
         [
@@ -280,7 +280,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "Guided tours start every hour on the hour, here by the desk.",
         "nod",
-    ),  # fmt: skip
+    ),
     _i(
         "wheelchair",
         [
@@ -291,8 +291,9 @@ INTENTS: tuple[Intent, ...] = (
             "Can I borrow a wheelchair?",
             "Is there step free access?",
         ],
-        "Yes, every floor is step free. The lift is behind the stairs, and wheelchairs are free to borrow.",
-    ),  # fmt: skip
+        "Yes, every floor is step free. The lift is behind the stairs, "
+        "and wheelchairs are free to borrow.",
+    ),
     _i(
         "parking",
         [
@@ -304,7 +305,7 @@ INTENTS: tuple[Intent, ...] = (
             "Can I park nearby?",
         ],
         "There is a car park behind the museum. The first two hours are free.",
-    ),  # fmt: skip
+    ),
     _i(
         "dinosaurs",
         [
@@ -317,7 +318,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "The dinosaur hall is straight ahead, through the big doors.",
         "look away",
-    ),  # fmt: skip
+    ),
     _i(
         "egypt",
         [
@@ -330,7 +331,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "Ancient Egypt is on the first floor. Take the stairs and turn right.",
         "look away",
-    ),  # fmt: skip
+    ),
     _i(
         "paintings",
         [
@@ -342,7 +343,7 @@ INTENTS: tuple[Intent, ...] = (
             "How do I find the painting rooms?",
         ],
         "The paintings are on the second floor, in the west wing.",
-    ),  # fmt: skip
+    ),
     _i(
         "special_exhibition",
         [
@@ -353,8 +354,9 @@ INTENTS: tuple[Intent, ...] = (
             "What exhibition is on now?",
             "Any special events this month?",
         ],
-        "This month we show photographs of the sea, in the photography gallery on the second floor.",
-    ),  # fmt: skip
+        "This month we show photographs of the sea, "
+        "in the photography gallery on the second floor.",
+    ),
     _i(
         "photos_allowed",
         [
@@ -367,7 +369,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "Yes, photos are welcome, but please do not use the flash.",
         "nod",
-    ),  # fmt: skip
+    ),
     _i(
         "food_inside",
         [
@@ -380,7 +382,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "I'm sorry, food and drinks stay in the café.",
         "shake",
-    ),  # fmt: skip
+    ),
     _i(
         "pets",
         [
@@ -393,7 +395,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "Only assistance dogs are allowed inside, I'm afraid.",
         "shake",
-    ),  # fmt: skip
+    ),
     _i(
         "lost_item",
         [
@@ -406,7 +408,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "I'm sorry to hear that. Lost items come to this desk. Let me check for you.",
         "nod",
-    ),  # fmt: skip
+    ),
     _i(
         "first_aid",
         [
@@ -419,7 +421,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         "Please sit down here. I am calling our first aid team right now.",
         "nod",
-    ),  # fmt: skip
+    ),
     _i(
         "membership",
         [
@@ -431,7 +433,7 @@ INTENTS: tuple[Intent, ...] = (
             "Are there member discounts?",
         ],
         "A yearly membership is forty euros and gives free entry all year.",
-    ),  # fmt: skip
+    ),
     _i(
         "history",
         [
@@ -444,7 +446,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         _LONG_HISTORY,
         "smile",
-    ),  # fmt: skip
+    ),
     _i(
         "tour_plan",
         [
@@ -457,7 +459,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         _LONG_TOUR,
         "nod, look away",
-    ),  # fmt: skip
+    ),
     _i(
         "rules",
         [
@@ -470,7 +472,7 @@ INTENTS: tuple[Intent, ...] = (
         ],
         _LONG_RULES,
         "nod",
-    ),  # fmt: skip
+    ),
     # ---- visual intents: the answer depends on what is shown on camera
     _i(
         "check_item",
@@ -486,7 +488,7 @@ INTENTS: tuple[Intent, ...] = (
         map=("That is a map, not a ticket. You can buy a ticket here.", "shake"),
         camera=("That is a camera. You still need a ticket to enter.", "shake"),
         none=("I can't see anything. Could you hold it up to the camera?", "tilt"),
-    ),  # fmt: skip
+    ),
     _i(
         "what_is_this",
         [
@@ -503,7 +505,7 @@ INTENTS: tuple[Intent, ...] = (
         umbrella=("That is an umbrella.", "nod"),
         backpack=("That is a backpack.", "nod"),
         none=("I don't see anything in your hands.", "tilt"),
-    ),  # fmt: skip
+    ),
     _i(
         "leave_item",
         [
@@ -519,7 +521,7 @@ INTENTS: tuple[Intent, ...] = (
         camera=("You can keep your camera with you. Just no flash, please.", "nod, smile"),
         map=("Keep the map, it is yours to take.", "smile"),
         none=("Could you show me what you want to leave?", "tilt"),
-    ),  # fmt: skip
+    ),
     _i(
         "feedback",
         [
@@ -533,7 +535,7 @@ INTENTS: tuple[Intent, ...] = (
         thumbs_up=("I'm so glad you enjoyed it. Thank you for the kind feedback.", "smile, nod"),
         thumbs_down=("I'm sorry it was not good. I will pass your feedback on.", "nod"),
         none=("I'd love to hear your feedback. Did you enjoy the visit?", "tilt, smile"),
-    ),  # fmt: skip
+    ),
 )
 
 

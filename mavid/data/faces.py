@@ -47,10 +47,26 @@ MOTION_SECONDS = {
 SCENES = ("gallery", "library", "garden", "office", "lobby")
 HAIR_STYLES = ("short", "long", "bald", "bun", "curly", "bob")
 
-_SKINS = [(255, 224, 196), (241, 194, 160), (224, 172, 128), (198, 134, 90), (141, 85, 54),
-          (92, 58, 38), (250, 210, 180), (170, 110, 70)]  # fmt: skip
-_HAIRS = [(30, 22, 18), (80, 50, 30), (150, 100, 50), (220, 190, 120), (160, 40, 20),
-          (120, 120, 125), (235, 235, 230), (60, 30, 60)]  # fmt: skip
+_SKINS = [
+    (255, 224, 196),
+    (241, 194, 160),
+    (224, 172, 128),
+    (198, 134, 90),
+    (141, 85, 54),
+    (92, 58, 38),
+    (250, 210, 180),
+    (170, 110, 70),
+]
+_HAIRS = [
+    (30, 22, 18),
+    (80, 50, 30),
+    (150, 100, 50),
+    (220, 190, 120),
+    (160, 40, 20),
+    (120, 120, 125),
+    (235, 235, 230),
+    (60, 30, 60),
+]
 _EYES = [(60, 90, 160), (70, 120, 70), (100, 65, 35), (40, 30, 25), (110, 110, 120)]
 
 
@@ -288,7 +304,7 @@ def _shade(c: tuple[int, int, int], k: float) -> tuple[int, int, int]:
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], k: float) -> tuple[int, int, int]:
-    return tuple(int(round(x * (1 - k) + y * k)) for x, y in zip(a, b, strict=True))
+    return tuple(round(x * (1 - k) + y * k) for x, y in zip(a, b, strict=True))
 
 
 @functools.lru_cache(maxsize=64)
@@ -330,8 +346,10 @@ def _background(identity: Identity, size: int) -> Image.Image:
             d.line([(0, y), (s, y)], fill=_mix((140, 190, 240), (230, 240, 250), y / (0.62 * s)))
         d.rectangle([0, int(0.62 * s), s, s], fill=_mix((70, 140, 60), hue, 0.2))
         for cx in (0.1, 0.88):
-            d.ellipse([int((cx - 0.12) * s), int(0.3 * s), int((cx + 0.12) * s), int(0.62 * s)],
-                      fill=_mix((40, 110, 50), acc, 0.2))  # fmt: skip
+            d.ellipse(
+                [int((cx - 0.12) * s), int(0.3 * s), int((cx + 0.12) * s), int(0.62 * s)],
+                fill=_mix((40, 110, 50), acc, 0.2),
+            )
         d.ellipse(
             [int(0.78 * s), int(0.05 * s), int(0.92 * s), int(0.19 * s)], fill=(255, 230, 140)
         )
@@ -366,8 +384,10 @@ def _draw_body(d: ImageDraw.ImageDraw, idt: Identity, s: int, dx: float, st: Fac
     # shoulders + torso
     d.ellipse([cx - 0.48 * s, 0.8 * s, cx + 0.48 * s, 1.45 * s], fill=idt.clothes)
     d.polygon([(cx - 0.09 * s, 0.8 * s), (cx + 0.09 * s, 0.8 * s), (cx, 0.92 * s)], fill=idt.collar)
-    d.polygon([(cx - 0.04 * s, 0.8 * s), (cx + 0.04 * s, 0.8 * s), (cx, 0.87 * s)],
-              fill=_shade(idt.skin, 0.85))  # fmt: skip
+    d.polygon(
+        [(cx - 0.04 * s, 0.8 * s), (cx + 0.04 * s, 0.8 * s), (cx, 0.87 * s)],
+        fill=_shade(idt.skin, 0.85),
+    )
     if st.wave > 0.02:
         # the right arm (viewer's left) raised, forearm swinging
         sh = (cx - 0.36 * s, 0.92 * s)
@@ -393,14 +413,20 @@ def _draw_head(idt: Identity, s: int, st: FaceState) -> Image.Image:
     hair = idt.hair
     # hair behind the head
     if idt.hair_style == "long":
-        d.rounded_rectangle([cx - fw * 1.15, cy - fh * 1.05, cx + fw * 1.15, cy + fh * 1.25],
-                            radius=int(fw * 0.8), fill=hair)  # fmt: skip
+        d.rounded_rectangle(
+            [cx - fw * 1.15, cy - fh * 1.05, cx + fw * 1.15, cy + fh * 1.25],
+            radius=int(fw * 0.8),
+            fill=hair,
+        )
     elif idt.hair_style == "bun":
         r = fw * 0.45
         d.ellipse([cx - r, cy - fh * 1.25 - r, cx + r, cy - fh * 1.25 + r], fill=hair)
     elif idt.hair_style == "bob":
-        d.rounded_rectangle([cx - fw * 1.15, cy - fh * 1.08, cx + fw * 1.15, cy + fh * 0.55],
-                            radius=int(fw * 0.7), fill=hair)  # fmt: skip
+        d.rounded_rectangle(
+            [cx - fw * 1.15, cy - fh * 1.08, cx + fw * 1.15, cy + fh * 0.55],
+            radius=int(fw * 0.7),
+            fill=hair,
+        )
     # ears
     er = fw * 0.16
     for side in (-1, 1):
@@ -410,8 +436,11 @@ def _draw_head(idt: Identity, s: int, st: FaceState) -> Image.Image:
     d.ellipse([cx - fw, cy - fh, cx + fw, cy + fh], fill=idt.skin)
     if idt.jaw > 0.05:
         jw = fw * (0.55 + 0.35 * idt.jaw)
-        d.rounded_rectangle([cx - jw, cy, cx + jw, cy + fh * 0.97], radius=int(fw * (0.6 - 0.3 * idt.jaw)),
-                            fill=idt.skin)  # fmt: skip
+        d.rounded_rectangle(
+            [cx - jw, cy, cx + jw, cy + fh * 0.97],
+            radius=int(fw * (0.6 - 0.3 * idt.jaw)),
+            fill=idt.skin,
+        )
     # cheeks when smiling
     if st.smile > 0.05:
         cr = fw * 0.16
@@ -428,8 +457,15 @@ def _draw_head(idt: Identity, s: int, st: FaceState) -> Image.Image:
         if idt.hair_style != "short":
             for side in (-1, 1):
                 x0 = cx + side * fw * 0.98
-                d.rectangle([min(x0, x0 - side * fw * 0.18), cy - fh * 0.5,
-                             max(x0, x0 - side * fw * 0.18), cy + fh * 0.35], fill=hair)  # fmt: skip
+                d.rectangle(
+                    [
+                        min(x0, x0 - side * fw * 0.18),
+                        cy - fh * 0.5,
+                        max(x0, x0 - side * fw * 0.18),
+                        cy + fh * 0.35,
+                    ],
+                    fill=hair,
+                )
     elif idt.hair_style == "curly":
         for k in range(11):
             a = math.pi * (1.0 + k / 10)
@@ -451,8 +487,10 @@ def _draw_head(idt: Identity, s: int, st: FaceState) -> Image.Image:
         d.ellipse(
             [ix - ir * 0.45, ey - ir * 0.45, ix + ir * 0.45, ey + ir * 0.45], fill=(15, 15, 20)
         )
-        d.ellipse([ix - ir * 0.1 + ir * 0.35, ey - ir * 0.5, ix + ir * 0.35 + ir * 0.2, ey - ir * 0.15],
-                  fill=(255, 255, 255))  # fmt: skip
+        d.ellipse(
+            [ix - ir * 0.1 + ir * 0.35, ey - ir * 0.5, ix + ir * 0.35 + ir * 0.2, ey - ir * 0.15],
+            fill=(255, 255, 255),
+        )
         if st.blink > 0.02:  # the lid comes down from the top
             lid = ey - eh + 2 * eh * st.blink
             d.rectangle([ex - ew - 1, ey - eh - 2, ex + ew + 1, lid], fill=_shade(idt.skin, 0.93))
@@ -460,8 +498,13 @@ def _draw_head(idt: Identity, s: int, st: FaceState) -> Image.Image:
                 [(ex - ew, lid), (ex + ew, lid)], fill=_shade(idt.skin, 0.6), width=max(1, s // 160)
             )
         by = ey - eh * 2.2 + brow_lift
-        d.line([(ex - ew * 1.1, by + side * 0), (ex + ew * 1.1, by - eh * 0.3)][:: 1 if side > 0 else -1],
-               fill=_shade(hair, 0.8), width=max(2, s // 70))  # fmt: skip
+        d.line(
+            [(ex - ew * 1.1, by + side * 0), (ex + ew * 1.1, by - eh * 0.3)][
+                :: 1 if side > 0 else -1
+            ],
+            fill=_shade(hair, 0.8),
+            width=max(2, s // 70),
+        )
         if idt.glasses:
             gr = ew * 1.35
             d.ellipse(
@@ -477,8 +520,11 @@ def _draw_head(idt: Identity, s: int, st: FaceState) -> Image.Image:
         )
     # nose
     ny = cy + fh * 0.2
-    d.line([(fx + fw * 0.02, ey + eh), (fx - fw * 0.05, ny), (fx + fw * 0.07, ny)],
-           fill=_shade(idt.skin, 0.75), width=max(2, s // 100))  # fmt: skip
+    d.line(
+        [(fx + fw * 0.02, ey + eh), (fx - fw * 0.05, ny), (fx + fw * 0.07, ny)],
+        fill=_shade(idt.skin, 0.75),
+        width=max(2, s // 100),
+    )
     # mouth: width shrinks when rounded and grows with a smile, height with the opening
     my = cy + fh * 0.5
     mw = fw * (0.42 - 0.16 * st.mouth_round + 0.08 * st.smile)
@@ -487,8 +533,12 @@ def _draw_head(idt: Identity, s: int, st: FaceState) -> Image.Image:
     curve = fh * 0.08 * st.smile
     if st.mouth_open < 0.06:
         # closed lips, corners up when smiling
-        d.line([(fx - mw, my - curve), (fx, my + curve * 0.4), (fx + mw, my - curve)],
-               fill=_shade(lip, 0.8), width=max(3, s // 55), joint="curve")  # fmt: skip
+        d.line(
+            [(fx - mw, my - curve), (fx, my + curve * 0.4), (fx + mw, my - curve)],
+            fill=_shade(lip, 0.8),
+            width=max(3, s // 55),
+            joint="curve",
+        )
     else:
         d.ellipse([fx - mw, my - mh - curve * 0.3, fx + mw, my + mh], fill=lip)
         iw, ih = mw * 0.8, mh * 0.72

@@ -60,7 +60,7 @@ _LANGS = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029")
 
 
 class _EventId(ctypes.Union):
-    _fields_ = [  # noqa: RUF012 - ctypes layout
+    _fields_ = [
         ("number", ctypes.c_int),
         ("name", ctypes.c_char_p),
         ("string", ctypes.c_char * 8),
@@ -68,7 +68,7 @@ class _EventId(ctypes.Union):
 
 
 class _Event(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 - ctypes layout
+    _fields_ = [
         ("type", ctypes.c_int),
         ("unique_identifier", ctypes.c_uint),
         ("text_position", ctypes.c_int),
@@ -168,13 +168,16 @@ class _Engine:
         )
         if rate != ESPEAK_SAMPLE_RATE:
             raise RuntimeError(f"espeak-ng initialised at {rate} Hz, expected {ESPEAK_SAMPLE_RATE}")
+        # espeak seeds its own noise generator from the clock at start-up: pin it
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed(0)
         self._lib = lib
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, int, int, int, bytes]] = []
         self._callback = _CALLBACK(self._on_synth)  # keep a reference: C holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
 
-    def _on_synth(self, wav, num_samples, events) -> int:  # noqa: ANN001 - ctypes pointers
+    def _on_synth(self, wav, num_samples, events) -> int:
         if num_samples > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         i = 0
@@ -258,8 +261,7 @@ def synthesize(text: str, voice: Voice | None = None, sample_rate: int = 24_000)
         raise ValueError("synthesize needs non-empty text")
     voice = voice or Voice()
     with _ENGINE_LOCK:
-        # klatt-type voices draw noise from libc's rand(): seed it so audio is reproducible
-        _LIBC.srand(0)
+        _LIBC.srand(0)  # klatt-type voices draw their noise from libc's rand()
         pcm, events = _fresh_engine().synth(text, voice)
     audio = pcm.astype(np.float32) / 32768.0
     audio = resample(audio, ESPEAK_SAMPLE_RATE, sample_rate)

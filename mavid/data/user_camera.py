@@ -15,7 +15,7 @@ from mavid.data.faces import SUPERSAMPLE, FaceState, Identity, render_canvas
 __all__ = ["render_user_frames"]
 
 
-def _draw_prop(d: ImageDraw.ImageDraw, prop: str, s: int, skin, jx: float, jy: float) -> None:  # noqa: ANN001
+def _draw_prop(d: ImageDraw.ImageDraw, prop: str, s: int, skin, jx: float, jy: float) -> None:
     cx, cy = 0.76 * s + jx, 0.74 * s + jy
     u = s / 100  # one percent of the frame
     if prop == "none":
@@ -23,8 +23,13 @@ def _draw_prop(d: ImageDraw.ImageDraw, prop: str, s: int, skin, jx: float, jy: f
     if prop in ("thumbs_up", "thumbs_down"):
         line = tuple(int(c * 0.6) for c in skin)
         w = max(1, int(u))
-        d.rounded_rectangle([cx - 11 * u, cy - 10 * u, cx + 11 * u, cy + 10 * u], radius=4 * u,
-                            fill=skin, outline=line, width=w)  # fmt: skip
+        d.rounded_rectangle(
+            [cx - 11 * u, cy - 10 * u, cx + 11 * u, cy + 10 * u],
+            radius=4 * u,
+            fill=skin,
+            outline=line,
+            width=w,
+        )
         for k in range(1, 4):  # folded fingers
             y = cy - 10 * u + k * 5 * u
             d.line([(cx - 2 * u, y), (cx + 11 * u, y)], fill=line, width=w)
@@ -40,8 +45,11 @@ def _draw_prop(d: ImageDraw.ImageDraw, prop: str, s: int, skin, jx: float, jy: f
         d.rectangle([cx - 16 * u, cy - 8 * u, cx + 16 * u, cy + 8 * u], fill=(250, 170, 40))
         d.rectangle([cx - 16 * u, cy - 8 * u, cx - 8 * u, cy + 8 * u], fill=(200, 60, 40))
         for k in range(3):
-            d.line([(cx - 5 * u, cy - 4 * u + 4 * k * u), (cx + 13 * u, cy - 4 * u + 4 * k * u)],
-                   fill=(90, 50, 20), width=max(1, int(u)))  # fmt: skip
+            d.line(
+                [(cx - 5 * u, cy - 4 * u + 4 * k * u), (cx + 13 * u, cy - 4 * u + 4 * k * u)],
+                fill=(90, 50, 20),
+                width=max(1, int(u)),
+            )
     elif prop == "map":
         d.rectangle([cx - 28 * u, cy - 18 * u, cx + 28 * u, cy + 14 * u], fill=(235, 230, 200))
         d.rectangle([cx - 24 * u, cy - 14 * u, cx - 4 * u, cy], fill=(120, 190, 120))

@@ -53,13 +53,18 @@ class MouthRegressor(nn.Module):
         super().__init__()
         w = width
         self.net = nn.Sequential(
-            nn.Conv2d(3, w, 5, stride=2, padding=2), nn.GELU(),  # (B, w, 32, 32)
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GELU(),  # (B, 2w, 16, 16)
-            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.GELU(),  # (B, 2w, 8, 8)
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GELU(),  # (B, 4w, 4, 4)
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(),  # (B, 4w)
+            nn.Conv2d(3, w, 5, stride=2, padding=2),
+            nn.GELU(),  # (B, w, 32, 32)
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
+            nn.GELU(),  # (B, 2w, 16, 16)
+            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1),
+            nn.GELU(),  # (B, 2w, 8, 8)
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1),
+            nn.GELU(),  # (B, 4w, 4, 4)
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),  # (B, 4w)
             nn.Linear(4 * w, 2),
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(x))

@@ -17,23 +17,23 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mavid.data.build import WorldConfig, build_world  # noqa: E402
-from mavid.data.dialogue import DialogueSample  # noqa: E402
-from mavid.data.shards import MANIFEST, WorldDataset  # noqa: E402
-from mavid.eval.conductor import score_conductor  # noqa: E402
-from mavid.eval.consistency import dynamic_degree, subject_consistency  # noqa: E402
-from mavid.eval.lipsync import (  # noqa: E402
+from mavid.data.build import WorldConfig, build_world
+from mavid.data.dialogue import DialogueSample
+from mavid.data.shards import MANIFEST, WorldDataset
+from mavid.eval.conductor import score_conductor
+from mavid.eval.consistency import dynamic_degree, subject_consistency
+from mavid.eval.lipsync import (
     MAX_OFFSET,
     audio_envelope,
     load_mouth_regressor,
     mouth_opening,
     sync_offset,
 )
-from mavid.eval.timbre import TimbreMeter  # noqa: E402
-from mavid.eval.wer import Recognizer, word_error_rate  # noqa: E402
+from mavid.eval.timbre import TimbreMeter
+from mavid.eval.wer import Recognizer, word_error_rate
 
 __all__ = ["EvalConfig", "clips_of", "eval_reference", "reference_main"]
 
@@ -169,9 +169,11 @@ def contact_sheet(samples: list[DialogueSample], path: Path, per_row: int = 6) -
     """Sample frames of up to 4 answers, each row with its audio waveform and clip texts."""
     samples = samples[:4]
     fig, axes = plt.subplots(
-        2 * len(samples), 1, figsize=(per_row * 1.6, 3.0 * len(samples)),
+        2 * len(samples),
+        1,
+        figsize=(per_row * 1.6, 3.0 * len(samples)),
         gridspec_kw={"height_ratios": [3, 1] * len(samples)},
-    )  # fmt: skip
+    )
     axes = np.atleast_1d(axes)
     for i, s in enumerate(samples):
         idx = np.linspace(0, s.frames.shape[0] - 1, per_row).round().astype(int)
@@ -181,8 +183,10 @@ def contact_sheet(samples: list[DialogueSample], path: Path, per_row: int = 6) -
         ax.set_axis_off()
         ax.set_title(
             f"{s.intent} ({s.plan.avatar_voice.name}) motion: '{s.answer.motion}'  "
-            f"- {s.answer.speech[:70]}", fontsize=7, loc="left",
-        )  # fmt: skip
+            f"- {s.answer.speech[:70]}",
+            fontsize=7,
+            loc="left",
+        )
         wav = axes[2 * i + 1]
         t = np.arange(s.audio.size) / s.sample_rate
         wav.plot(t, s.audio, lw=0.3, color="tab:blue")
@@ -203,8 +207,16 @@ def eval_reference(cfg: EvalConfig) -> dict:
     """Score the ground truth of `cfg.world`'s split; write JSON, Markdown and a contact sheet."""
     world = Path(cfg.world)
     if not (world / MANIFEST).exists():
-        build_world(WorldConfig(out=world, seed=cfg.seed, samples=cfg.build_samples, workers=2,
-                                shard_size=max(1, min(100, cfg.build_samples)), progress=False))  # fmt: skip
+        build_world(
+            WorldConfig(
+                out=world,
+                seed=cfg.seed,
+                samples=cfg.build_samples,
+                workers=2,
+                shard_size=max(1, min(100, cfg.build_samples)),
+                progress=False,
+            )
+        )
     samples = []
     for s in WorldDataset(world, cfg.split):
         samples.append(s)

@@ -6,6 +6,7 @@ It wants 16 kHz audio: clips are resampled with av first.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,7 +33,9 @@ class TimbreMeter:
 
     def __init__(self, device: str = "cpu") -> None:
         try:
-            from resemblyzer import VoiceEncoder
+            with warnings.catch_warnings():  # resemblyzer imports a deprecated scipy path
+                warnings.simplefilter("ignore", DeprecationWarning)
+                from resemblyzer import VoiceEncoder
         except ModuleNotFoundError as e:  # webrtcvad 2.0.10 imports pkg_resources
             raise RuntimeError(
                 "resemblyzer failed to import; install the `train` extra (it pins "
@@ -46,7 +49,8 @@ class TimbreMeter:
     def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
         """(N,) float32 -> (256,) unit embedding, or None when the clip holds too little speech."""
         wav = resample(np.asarray(audio, np.float32), sample_rate, ENCODER_SAMPLE_RATE)
-        wav = self._preprocess(wav)  # volume normalisation + long-silence trimming
+        with np.errstate(divide="ignore", invalid="ignore"):  # silent input: log10(0)
+            wav = self._preprocess(wav)  # volume normalisation + long-silence trimming
         if wav.size < MIN_VOICED_S * ENCODER_SAMPLE_RATE:
             return None
         return self._encoder.embed_utterance(wav)

@@ -6,6 +6,7 @@ and a domain bigram model written from `domain_corpus()`; report both figures.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import tempfile
@@ -55,7 +56,7 @@ def write_arpa(texts: Iterable[str], path: Path) -> Path:
     if not sents:
         raise ValueError("write_arpa needs at least one non-empty text")
     uni = Counter(w for s in sents for w in s[1:])  # <s> is never predicted
-    bi = Counter((a, b) for s in sents for a, b in zip(s, s[1:], strict=False))
+    bi = Counter((a, b) for s in sents for a, b in itertools.pairwise(s))
     vocab = sorted(set(uni) | {"<s>"})
     total = sum(uni.values())
     # add-half unigrams over the vocabulary, <s> excluded
@@ -105,8 +106,10 @@ class Recognizer:
             kwargs["lm"] = str(model / "en-us.lm.bin")
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="mavid-lm-")
-            arpa = write_arpa(corpus if corpus is not None else domain_corpus(),
-                              Path(self._tmp.name) / "domain.arpa")  # fmt: skip
+            arpa = write_arpa(
+                corpus if corpus is not None else domain_corpus(),
+                Path(self._tmp.name) / "domain.arpa",
+            )
             kwargs["lm"] = str(arpa)
         self._decoder = Decoder(loglevel="FATAL", **kwargs)
 

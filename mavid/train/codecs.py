@@ -1,0 +1,99 @@
+"""Training of the tiny preset's own codecs on the world: the RVQ audio tokenizer and the video
+VAE, each with its reconstruction loss, side by side in one run.
+
+They live inside a `CreatorModel` (its `audio_codec` / `video_vae`), so the run ends with a
+Creator checkpoint (mavid/checkpoint.py format) whose codecs are trained and whose generator
+is still random: the `init` of stage 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mavid.config import Preset
+from mavid.creator.model import CreatorModel
+from mavid.data.dialogue import DialogueSample
+from mavid.train.data import check_media, nonempty, step_rng
+from mavid.train.loop import optimizer_step
+
+
+@dataclass
+class MediaTrack:
+    """The answer media of one sample, kept compact: clean speech and uint8 frames."""
+
+    audio: np.ndarray  # (N,) float32, N = frames * hop
+    frames: np.ndarray  # (F, H, W, 3) uint8
+
+
+@dataclass
+class CodecBatch:
+    audio: torch.Tensor  # (B, crop_frames * hop) float32
+    video: torch.Tensor  # (B, 3, clip_frames, H, W) float32 in [-1, 1]
+
+
+def media_tracks(samples: Iterable[DialogueSample], preset: Preset) -> list[MediaTrack]:
+    """The codecs learn the clean speech (the Creator's target), not the ambience under it."""
+    out = []
+    for s in samples:
+        check_media(s, preset.media)
+        out.append(MediaTrack(s.speech_audio.astype(np.float32), s.frames))
+    return nonempty(out, "samples with media")
+
+
+class CodecsTask:
+    """Random crops: `crop_frames` token frames of audio and one clip of `clip_frames` frames
+    of video per batch item, from samples and offsets drawn from (seed, step)."""
+
+    def __init__(
+        self, tracks: list[MediaTrack], preset: Preset, batch_size: int, seed: int
+    ) -> None:
+        self.tracks = nonempty(tracks, "media tracks")
+        self.preset, self.batch_size, self.seed = preset, batch_size, seed
+        self.model = CreatorModel.random(preset, seed)
+        if self.model.audio_codec is None or self.model.video_vae is None:
+            raise ValueError(f"preset {preset.name!r} has no codecs of ours to train")
+        self.hop = self.model.audio_codec.hop_length
+        self.clip_frames = preset.media.clip_frames
+        shortest = min(t.frames.shape[0] for t in self.tracks)
+        if shortest < self.clip_frames:
+            raise ValueError(f"a sample has {shortest} frames, shorter than one clip")
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        return [*self.model.audio_codec.parameters(), *self.model.video_vae.parameters()]
+
+    def batch(self, step: int) -> CodecBatch:
+        rng = step_rng(self.seed, step)
+        audio, video = [], []
+        n, hop = self.clip_frames, self.hop
+        for _ in range(self.batch_size):
+            t = self.tracks[int(rng.integers(len(self.tracks)))]
+            a0 = int(rng.integers(t.audio.shape[0] // hop - n + 1))  # token-frame aligned
+            audio.append(torch.from_numpy(t.audio[a0 * hop : (a0 + n) * hop]))
+            t = self.tracks[int(rng.integers(len(self.tracks)))]
+            f0 = int(rng.integers(t.frames.shape[0] - n + 1))
+            video.append(torch.from_numpy(t.frames[f0 : f0 + n]))
+        frames = torch.stack(video).permute(0, 4, 1, 2, 3).float()  # (B, 3, F, H, W)
+        return CodecBatch(torch.stack(audio), frames / 127.5 - 1.0)
+
+    def train_step(
+        self, batch: CodecBatch, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
+    ) -> dict[str, float]:
+        codec, vae = self.model.audio_codec, self.model.video_vae
+        codec.train()
+        vae.train()
+        a = codec.reconstruction_loss(batch.audio)
+        v = vae.reconstruction_loss(batch.video)
+        loss = a["loss"] + v["loss"]
+        norm = optimizer_step(optimizer, loss, self.trainable(), max_grad_norm)
+        return {
+            "loss": float(loss.detach()),
+            "audio_l1": float(a["l1"].detach()),
+            "audio_stft": float(a["stft"].detach()),
+            "audio_vq": float(a["vq"].detach()),
+            "video_l1": float(v["l1"].detach()),
+            "grad_norm": norm,
+        }

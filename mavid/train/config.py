@@ -1,0 +1,61 @@
+"""The one config of `run_agent.py train`: which stage, on which world, into which folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from mavid.config import Preset
+
+Stage = Literal["codecs", "conductor", "creator-audio", "creator-joint"]
+STAGES: tuple[str, ...] = get_args(Stage)
+
+
+@dataclass
+class TrainConfig:
+    """One training stage. The same config (and world) reproduces the same weights on CPU.
+
+    Stages chain through `init`: codecs -> creator-audio (init = the codecs run's `model/`)
+    -> creator-joint (init = the creator-audio run's `model/`). The conductor stands alone.
+    """
+
+    stage: Stage
+    data: Path  # a built world (run_agent.py data)
+    out: Path  # run folder: checkpoints/, log.jsonl, loss.png, model/
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 3e-4
+    seed: int = 0
+    threads: int = 2  # torch intra-op threads
+    resume: bool = True  # continue from out/checkpoints; False refuses a folder that has some
+    init: Path | None = None  # creator stages: the previous stage's model/ directory
+    # codecs stage: a preset name or a Preset (creator stages take the preset of `init`)
+    preset: str | Preset = "tiny"
+    split: str = "train"
+    max_samples: int | None = None  # use only the first N samples of the split
+    warmup_steps: int | None = None  # None: 5 % of steps
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    stop_after: int | None = None  # end this run at this step (resume later); schedule unchanged
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; choose one of {list(STAGES)}")
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.init is not None:
+            self.init = Path(self.init)
+        for name in ("steps", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1, got {self.max_samples}")
+
+    @property
+    def warmup(self) -> int:
+        return self.steps // 20 if self.warmup_steps is None else self.warmup_steps

@@ -1,0 +1,132 @@
+"""`train_main`: one stage of mavid-tiny's training, from a built world to a model directory.
+
+Run folder (`cfg.out`):
+    train_config.json   the config of the run (a resume must match it)
+    checkpoints/        resumable training state (mavid.train.loop)
+    log.jsonl, loss.png the losses per step and their curves
+    model/              the stage's result: a Creator checkpoint (codecs, creator-*) or a
+                        Thinker directory (conductor), written when the run reaches `steps`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mavid.checkpoint import load_checkpoint, read_preset, save_checkpoint
+from mavid.config import get_preset
+from mavid.train.codecs import CodecsTask, media_tracks
+from mavid.train.config import TrainConfig
+from mavid.train.data import iter_samples
+from mavid.train.loop import LoopConfig, LoopResult, train_loop
+from mavid.train.stage1 import ConductorTask, examples_of, tokenizer_for
+from mavid.train.stage2 import CreatorAudioTask
+from mavid.train.stage3 import CreatorJointTask
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+CONFIG_NAME = "train_config.json"
+# Settings whose change makes a resumed run another run than the one checkpointed.
+_FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "preset", "split",
+          "max_samples", "warmup_steps", "weight_decay", "max_grad_norm")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    stage: str
+    step: int
+    finished: bool  # reached cfg.steps (then `model` holds the result)
+    model: Path | None
+    loop: LoopResult
+
+
+def _check_run_folder(cfg: TrainConfig) -> None:
+    path = cfg.out / CONFIG_NAME
+    mine = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = [k for k in _FIXED if saved.get(k) != mine[k]]
+        if changed and cfg.resume:
+            k = changed[0]
+            raise ValueError(
+                f"{cfg.out} was trained with {k}={saved.get(k)!r}, now {mine[k]!r}; "
+                "use the same settings to resume, or another --out"
+            )
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(mine, indent=1) + "\n")
+
+
+def _creator_init(cfg: TrainConfig):
+    if cfg.init is None:
+        raise ValueError(
+            f"stage {cfg.stage!r} starts from the previous stage: pass init=<run>/model "
+            "(codecs -> creator-audio -> creator-joint)"
+        )
+    read_preset(cfg.init)  # a clear CheckpointError before the slower load
+    return load_checkpoint(cfg.init)
+
+
+def build_task(cfg: TrainConfig):
+    """The stage's TrainTask, with its data read from the world."""
+    samples = iter_samples(cfg.data, cfg.split, cfg.max_samples)
+    if cfg.stage == "conductor":
+        return ConductorTask(
+            examples_of(samples), cfg.batch_size, cfg.seed, tokenizer=tokenizer_for(cfg.out)
+        )
+    if cfg.stage == "codecs":
+        preset = get_preset(cfg.preset) if isinstance(cfg.preset, str) else cfg.preset
+        return CodecsTask(media_tracks(samples, preset), preset, cfg.batch_size, cfg.seed)
+    model = _creator_init(cfg)
+    kind = CreatorAudioTask if cfg.stage == "creator-audio" else CreatorJointTask
+    return kind(model, samples, cfg.batch_size, cfg.seed)
+
+
+def train_main(cfg: TrainConfig) -> TrainResult:
+    """Train one stage into `cfg.out`; resumes from its checkpoints when `cfg.resume`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg)
+    finally:
+        torch.set_num_threads(threads)  # the caller's process keeps its own setting
+
+
+def _train(cfg: TrainConfig) -> TrainResult:
+    _check_run_folder(cfg)
+    task = build_task(cfg)
+    loop = LoopConfig(
+        out=cfg.out,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        checkpoint_every=cfg.checkpoint_every,
+        keep_checkpoints=cfg.keep_checkpoints,
+        resume=cfg.resume,
+        stop_after=cfg.stop_after,
+        progress=cfg.progress,
+        desc=cfg.stage,
+    )
+    result = train_loop(task, loop)
+    model_dir = None
+    if result.step >= cfg.steps:
+        model_dir = cfg.out / MODEL_DIR
+        tmp = cfg.out / (MODEL_DIR + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(task, ConductorTask):
+            task.save(tmp)
+        else:
+            save_checkpoint(task.model.eval(), tmp)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        tmp.rename(model_dir)
+        log.info("stage %s: %d steps done, model in %s", cfg.stage, result.step, model_dir)
+    return TrainResult(cfg.stage, result.step, model_dir is not None, model_dir, result)
