@@ -96,6 +96,8 @@ class Session(AnswerObserver):
         self._cut: set[asyncio.Task] = set()  # answers cancelled by barge-in, still unwinding
         self._tasks: list[asyncio.Task] = []
         self._done = asyncio.Event()
+        self._closed = False
+        self._counted = False  # counted in sessions_active
         self.error: BaseException | None = None
         self._stalls_seen = 0
 
@@ -120,6 +122,7 @@ class Session(AnswerObserver):
         loop = asyncio.get_running_loop()
         self.metrics.sessions_total.inc()
         self.metrics.sessions_active.inc()
+        self._counted = True
         self._log("session_start")
         try:
             if self._vad is None:
@@ -127,6 +130,8 @@ class Session(AnswerObserver):
                 self._vad = await loop.run_in_executor(
                     self.vad_executor, StreamingVad, self.config.vad
                 )
+            if self._done.is_set():  # closed while starting
+                return
             self._emit({"type": "state", "state": str(self.state), "turn": 0})
             self._tasks = [
                 asyncio.create_task(self._audio_loop()),
@@ -142,8 +147,9 @@ class Session(AnswerObserver):
 
     async def close(self) -> None:
         """End the session: cancel the answer and loops, close the transport. Idempotent."""
-        if self._done.is_set() and not self._tasks:
+        if self._closed:
             return
+        self._closed = True
         self._done.set()
         current = asyncio.current_task()
         if self._answer is not None and self._answer.task is not None:
@@ -159,7 +165,8 @@ class Session(AnswerObserver):
         await asyncio.gather(*tasks, return_exceptions=True)
         self.playout.flush()
         await self.transport.close()
-        self.metrics.sessions_active.dec()
+        if self._counted:
+            self.metrics.sessions_active.dec()
         self._log("session_end", turns=self.turns, barge_ins=len(self.barge_ins))
 
     def _fail(self, exc: BaseException, where: str) -> None:
@@ -248,7 +255,7 @@ class Session(AnswerObserver):
         self._log("turn_start", turn=answer.turn, source=answer.source)
         self._set_state(SessionState.THINKING, source=answer.source)
         for event in answer.pending:
-            self._emit(event)
+            self._emit({**event, "turn": answer.turn})
         answer.pending.clear()
         answer.committed.set()
 
@@ -296,7 +303,7 @@ class Session(AnswerObserver):
         if answer is not None and not answer.committed.is_set():
             answer.pending.append(event)
         else:
-            self._emit(event)
+            self._emit({**event, "turn": answer.turn if answer is not None else self.turns})
 
     def on_clip(self, made: MadeClip) -> None:
         answer = self._answer

@@ -203,6 +203,24 @@ class AiortcTransport:
         for queue in (self._audio, self._video, self._messages):
             _put_latest(queue, None)
 
+    async def _close_transports(self) -> None:
+        """What `pc.close()` would have stopped, for the parts that exist."""
+        for transceiver in self.pc.getTransceivers():
+            for part in (transceiver.sender, transceiver.receiver):
+                with contextlib.suppress(Exception):
+                    await part.stop()
+            transport = transceiver.receiver.transport
+            if transport is not None:
+                with contextlib.suppress(Exception):
+                    await transport.stop()
+                    await transport.transport.stop()
+        sctp = self.pc.sctp
+        if sctp is not None:
+            with contextlib.suppress(Exception):
+                await sctp.stop()
+                await sctp.transport.stop()
+                await sctp.transport.transport.stop()
+
     async def close(self) -> None:
         if self._closing:
             await self._closed.wait()
@@ -210,7 +228,11 @@ class AiortcTransport:
         self._closing = True
         self.audio_track.stop()
         self.video_track.stop()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception:  # a half-negotiated pc (bad offer) may fail to close
+            logger.warning("peer connection did not close cleanly", exc_info=True)
+            await self._close_transports()
         for task in self._readers:
             task.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)

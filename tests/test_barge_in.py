@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from conftest import ScriptedConductor, ToneCreator
 
 LONG = " ".join(["this answer goes on and on"] * 8)
 
 
-async def test_speech_while_speaking_cuts_the_answer(harness_factory) -> None:
+async def test_speech_while_speaking_cuts_the_answer(harness_factory, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="agent.session")
     h = harness_factory(conductor=ScriptedConductor(reply=LONG))
     async with h:
         h.type_text("tell me a long story")
@@ -28,6 +30,10 @@ async def test_speech_while_speaking_cuts_the_answer(harness_factory) -> None:
         report = h.session.barge_ins[0]
         assert report.turn == 1 and report.clips_made >= 1
         assert h.session.turns == 2
+    # one INFO line per session event, each carrying the session id
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent.session"]
+    for event in ("session_start", "turn_start", "barge_in", "session_end"):
+        assert any(line.startswith(f"session=test event={event}") for line in lines), event
 
 
 async def test_typed_text_while_speaking_barges_in(harness_factory) -> None:

@@ -86,5 +86,15 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                 assert states[:3] == ["connecting", "listening", "thinking"]
                 assert await page.evaluate("window.mavid.error") is None
                 assert await page.locator("#directives").inner_text() != ""
+                # typing instead of talking: the text box sends a typed turn
+                await page.fill("#text", "hello from the keyboard")
+                await page.click("#send")
+                await page.wait_for_function(
+                    "window.mavid.events.some(e => e.type === 'transcript' "
+                    "&& e.text === 'hello from the keyboard')",
+                    timeout=10_000,
+                )
+                await page.click("#hangup")
+                assert (await page.evaluate("window.mavid.states")).pop() == "ended"
             finally:
                 await context.close()

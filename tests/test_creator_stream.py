@@ -38,7 +38,7 @@ def test_implements_the_interfaces(creator):
     assert stream.spec == SPEC
 
 
-@pytest.mark.parametrize("frames", [None, 5, 13])
+@pytest.mark.parametrize("frames", [None, 1, 5, 13])
 def test_clip_shapes_and_exact_audio_length(creator, frames):
     clip = creator.new_stream(seed=0).next_clip("hello", "nod", num_frames=frames)
     f = frames or SPEC.clip_frames

@@ -78,3 +78,21 @@ async def test_session_cap_answers_503_with_retry_after(tone_model) -> None:
         finally:
             await first.close()
             await second.close()
+
+
+async def test_half_negotiable_offer_is_a_400_not_a_500(tone_model) -> None:
+    """Found by the fuzzer: an offer whose data-channel m-line is gone fails in aiortc half way,
+    and aiortc's own close() then raises; the answer must still be a clean 400."""
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio")
+    pc.createDataChannel("events")
+    await pc.setLocalDescription(await pc.createOffer())
+    lines = pc.localDescription.sdp.split("\r\n")
+    await pc.close()
+    broken = "\r\n".join(line for line in lines if not line.startswith("m=application"))
+    async with running_server(loopback_config(), tone_model) as (url, app):
+        got, payload, _ = await post(url + "whip", broken, {"Content-Type": "application/sdp"})
+        assert got == 400, payload
+        assert_clean(app)

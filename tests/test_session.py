@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 from conftest import ScriptedConductor, ToneCreator, speech_16k
@@ -33,7 +34,8 @@ async def test_spoken_turn_is_answered_with_ordered_states(harness_factory) -> N
         assert directives[-1]["motion"] == "nod gently"
 
 
-async def test_typed_turn_is_answered(harness_factory) -> None:
+async def test_typed_turn_is_answered(harness_factory, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="agent.session")
     async with harness_factory() as h:
         h.type_text("  hello there  ")
         await h.wait_state("speaking", within=8)
@@ -41,6 +43,8 @@ async def test_typed_turn_is_answered(harness_factory) -> None:
         assert h.conductor.turns[0].text == "hello there"
         assert h.conductor.turns[0].audio is None
         assert {"type": "transcript", "source": "text", "text": "hello there"} in h.events
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent.session"]
+    assert any(line.startswith("session=test event=turn_end turn=1") for line in lines)
 
 
 async def test_bad_messages_get_errors_and_session_goes_on(harness_factory) -> None:

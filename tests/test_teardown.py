@@ -42,6 +42,9 @@ async def test_vanished_peers_leave_nothing_behind(tone_model) -> None:
                 break
             await asyncio.sleep(0.05)
         assert len(registry) == 0
+        metrics = app[STATE].metrics.registry
+        assert metrics.get_sample_value("mavid_sessions_active") == 0
+        assert metrics.get_sample_value("mavid_sessions_total") == 3
         del peers, peer
     for _ in range(100):  # threads of a shut-down pool exit once their work item returns
         if not worker_threads():

@@ -4,6 +4,8 @@ Sequence of audio clip j (Eq. 6): [T_speech ∘ a_{j-1} ∘ a_j], where a clip i
 as [stream_bos, codes..., stream_eos] per codebook and delayed (codebook k shifted right by k).
 One position is one delayed column: the K codebook embeddings are summed on input and K heads
 predict the next column. A KV cache makes each column one forward pass of one position.
+Every position of the sequence (text, a_{j-1}, a_j) takes the fusion CA to F_v(SA(v_{j-1})):
+the previous clean video clip is known before clip j starts, so this sees nothing of clip j.
 """
 
 from __future__ import annotations

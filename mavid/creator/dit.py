@@ -65,9 +65,17 @@ class VideoBlock(nn.Module):
         return list((self.scale_shift_table + temb6).unbind(2))
 
     def prefix(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, temb6: torch.Tensor
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        temb6: torch.Tensor,
+        last: bool = False,
     ) -> tuple[torch.Tensor, KV, torch.Tensor]:
-        """The clean previous clip: SA among itself, FFN; returns (x, its kv, SA stream)."""
+        """The clean previous clip: SA among itself, FFN; returns (x, its kv, SA stream).
+
+        The last layer's FFN output would feed no one, so `last` skips it.
+        """
         shift, scale, gate, c_shift, c_scale, c_gate = self.mods(temb6)
         h = modulate(self.norm1(x), shift, scale)
         q = apply_rope(self.attn.project_q(h), cos, sin)
@@ -75,7 +83,8 @@ class VideoBlock(nn.Module):
         k = apply_rope(k, cos, sin)
         x = x + gated(self.attn.attend(q, k, v), gate)
         stream = x
-        x = x + gated(self.ffn(modulate(self.norm3(x), c_shift, c_scale)), c_gate)
+        if not last:
+            x = x + gated(self.ffn(modulate(self.norm3(x), c_shift, c_scale)), c_gate)
         return x, (k, v), stream
 
     def forward(
@@ -152,8 +161,8 @@ class VideoDiT(nn.Module):
         cos, sin = self.rope(t, h, w, 0, x)
         _, temb6 = self.temb(torch.zeros(b, t, device=prev.device, dtype=prev.dtype))
         kvs, streams = [], []
-        for block in self.blocks:
-            x, kv, stream = block.prefix(x, cos, sin, temb6)
+        for i, block in enumerate(self.blocks):
+            x, kv, stream = block.prefix(x, cos, sin, temb6, last=i == len(self.blocks) - 1)
             kvs.append(kv)
             streams.append(stream)
         return VideoPrefix(kv=kvs, streams=streams, num_latents=t)

@@ -2,7 +2,7 @@
 
 The mouth opening is read from each frame by a small CNN (`MouthRegressor`) trained on the
 world's ground truth (rendered faces with known opening/rounding) and frozen; its weights ship
-in `weights/mouth_regressor.safetensors` (~100 KB). The audio side is the per-frame log energy
+in `weights/mouth_regressor.safetensors` (~300 KB). The audio side is the per-frame log energy
 of the speech band. An offset search over +/-15 frames finds the shift with the highest
 correlation; confidence = best correlation - median correlation (as SyncNet's min-vs-median).
 """

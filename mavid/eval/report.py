@@ -47,6 +47,7 @@ class EvalConfig:
     build_samples: int = 60  # size of the world built when `world` has none
     seed: int = 0
     controls: bool = True  # also score broken versions of the ground truth
+    lms: tuple[str, ...] = ("general", "domain")  # PocketSphinx language models to report
 
 
 def clips_of(sample: DialogueSample) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -64,6 +65,11 @@ def clips_of(sample: DialogueSample) -> list[tuple[np.ndarray, np.ndarray]]:
 def _mean(xs: list[float]) -> float:
     xs = [x for x in xs if not math.isnan(x)]
     return float(np.mean(xs)) if xs else float("nan")
+
+
+def _json_value(v: object) -> object:
+    """NaN (a meter that had nothing to measure) becomes null: strict JSON has no NaN."""
+    return None if isinstance(v, float) and math.isnan(v) else v
 
 
 def _row(
@@ -120,8 +126,10 @@ def _row(
     row = {
         "variant": variant,
         "samples": len(samples),
-        "wer_general_lm": word_error_rate(refs, hyps["general"]).wer,
-        "wer_domain_lm": word_error_rate(refs, hyps["domain"]).wer,
+        **{
+            f"wer_{lm}_lm": word_error_rate(refs, hyps[lm]).wer if lm in hyps else float("nan")
+            for lm in ("general", "domain")
+        },
         "lipsync_offset_mean_abs": _mean([abs(o) for o in offsets]),
         "lipsync_offset_median": float(np.median(offsets)) if offsets else float("nan"),
         "lipsync_confidence": _mean(confs),
@@ -225,7 +233,7 @@ def eval_reference(cfg: EvalConfig) -> dict:
     if not samples:
         raise ValueError(f"split {cfg.split!r} of {world} is empty")
     t0 = time.perf_counter()
-    asr = {"general": Recognizer("general"), "domain": Recognizer("domain")}
+    asr = {lm: Recognizer(lm) for lm in cfg.lms}
     timbre = TimbreMeter()
     rows = [_row(samples, asr, timbre)]
     if cfg.controls:
@@ -233,11 +241,12 @@ def eval_reference(cfg: EvalConfig) -> dict:
             rows.append(_row(samples, asr, timbre, variant))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    json_rows = [{k: _json_value(v) for k, v in r.items()} for r in rows]
     result = {
         "world": str(world),
         "split": cfg.split,
-        "reference": rows[0],
-        "controls": rows[1:],
+        "reference": json_rows[0],
+        "controls": json_rows[1:],
         "seconds": round(time.perf_counter() - t0, 1),
         "config": {k: str(v) for k, v in asdict(cfg).items()},
     }
@@ -254,6 +263,6 @@ def eval_reference(cfg: EvalConfig) -> dict:
 def reference_main(cfg: EvalConfig) -> int:
     """Entry point for `run_agent.py eval --reference`: prints the table, returns an exit code."""
     result = eval_reference(cfg)
-    print(markdown_table([result["reference"], *result["controls"]]), end="")
+    print((Path(cfg.out) / "reference.md").read_text(), end="")
     print(f"wrote {Path(cfg.out) / 'reference.json'} ({result['seconds']} s)")
     return 0

@@ -317,11 +317,8 @@ def train_loop(task: TrainTask, cfg: LoopConfig) -> LoopResult:
 
     end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
     metrics: dict[str, float] = {}
-    checkpoint: Path | None = None
-    saved_at = start
-    started = time.perf_counter()
-
-    last_plot = time.perf_counter()
+    saved_at = start  # the step of the newest checkpoint on disk
+    started = last_plot = time.perf_counter()
 
     def save(step: int, final: bool = False) -> Path:
         nonlocal last_plot
@@ -360,11 +357,11 @@ def train_loop(task: TrainTask, cfg: LoopConfig) -> LoopResult:
                 stopped = True
                 break
             if step % cfg.checkpoint_every == 0 and step < end:
-                checkpoint, saved_at = save(step), step
-    if step > start:  # the end of this run: finished, stop_after or a stop request
-        checkpoint, saved_at = save(step, final=True), step
-    else:
-        checkpoint = latest_checkpoint(out)
+                save(step)
+                saved_at = step
+    # The end of this run (finished, stop_after or a stop request) is always checkpointed. An
+    # exception from a step skips this: the last periodic checkpoint is the state to trust.
+    checkpoint = save(step, final=True) if step > start else latest_checkpoint(out)
     return LoopResult(
         step=step,
         resumed_from=start,

@@ -24,7 +24,7 @@ from mavid.config import get_preset
 from mavid.train.codecs import CodecsTask, media_tracks
 from mavid.train.config import TrainConfig
 from mavid.train.data import iter_samples
-from mavid.train.loop import LoopConfig, LoopResult, train_loop
+from mavid.train.loop import LoopConfig, LoopResult, latest_checkpoint, train_loop
 from mavid.train.stage1 import ConductorTask, examples_of, tokenizer_for
 from mavid.train.stage2 import CreatorAudioTask
 from mavid.train.stage3 import CreatorJointTask
@@ -48,12 +48,23 @@ class TrainResult:
 
 
 def _check_run_folder(cfg: TrainConfig) -> None:
+    """Refuse, before anything is written, a folder that holds another run (or any run,
+    without resume)."""
     path = cfg.out / CONFIG_NAME
-    mine = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    if path.exists():
+    resolved = dataclasses.replace(
+        cfg, data=cfg.data.resolve(), init=cfg.init.resolve() if cfg.init else None
+    )
+    mine = json.loads(json.dumps(dataclasses.asdict(resolved), default=str))
+    found = latest_checkpoint(cfg.out)
+    if found is not None and not cfg.resume:
+        raise FileExistsError(
+            f"{cfg.out} already holds checkpoints (latest {found.name}); resume, or train "
+            "into another folder"
+        )
+    if path.exists() and found is not None:
         saved = json.loads(path.read_text())
         changed = [k for k in _FIXED if saved.get(k) != mine[k]]
-        if changed and cfg.resume:
+        if changed:
             k = changed[0]
             raise ValueError(
                 f"{cfg.out} was trained with {k}={saved.get(k)!r}, now {mine[k]!r}; "

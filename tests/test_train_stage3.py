@@ -1,0 +1,88 @@
+"""Stage 3: the Creator end to end (AR audio + DiT video through fusion), L_AR + L_DIFF."""
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mavid.checkpoint import load_checkpoint, save_checkpoint
+from mavid.config import MICRO
+from mavid.creator.model import CreatorModel
+from mavid.data.build import WorldConfig, build_world
+from mavid.train import TrainConfig, train_main
+from mavid.train.data import iter_samples
+from mavid.train.loop import read_log
+from mavid.train.stage3 import CreatorJointTask
+
+PRESET = dataclasses.replace(
+    MICRO, name="micro48", media=dataclasses.replace(MICRO.media, height=48, width=48)
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    build_world(
+        WorldConfig(root, seed=5, samples=4, workers=0, shard_size=4, spec=PRESET.media,
+                    progress=False)
+    )  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="module")
+def init(tmp_path_factory):
+    """Stands in for the creator-audio run's model/."""
+    return save_checkpoint(CreatorModel.random(PRESET, 4), tmp_path_factory.mktemp("stage2"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_pairs_carry_the_clips_latents(world, init):
+    model = load_checkpoint(init)
+    task = CreatorJointTask(model, iter_samples(world), batch_size=2, seed=0)
+    h = PRESET.media.height // PRESET.media.spatial_compression
+    for (prev, cur), pairs in task.groups.items():
+        for p in pairs:
+            assert p.cur_latents.shape == (PRESET.creator.z_dim, 1 + (cur - 1) // 4, h, h)
+            assert (p.prev_latents is None) == (prev == 0)
+    batch = task.batch(1)
+    assert batch.cur_latents.dim() == 5 and batch.cur_latents.shape[0] == 2
+
+
+def test_joint_model_learns_a_repeated_batch(world, init):
+    task = CreatorJointTask(load_checkpoint(init), iter_samples(world), batch_size=2, seed=0)
+    batch = task.batch(0)
+    opt = torch.optim.AdamW(task.trainable(), lr=3e-3)
+    # the same step index: the same flow-matching noise and times every time
+    out = [task.train_step(batch, opt, 1.0, 0) for _ in range(12)]
+    assert out[-1]["loss"] < 0.6 * out[0]["loss"]
+    assert out[-1]["l_ar"] < out[0]["l_ar"] and out[-1]["l_diff"] < out[0]["l_diff"]
+
+
+def test_train_main_resumes_exactly_and_keeps_the_codecs(world, init, tmp_path):
+    def cfg(out, **kw):
+        return TrainConfig("creator-joint", world, out, steps=4, batch_size=2, lr=2e-3,
+                           threads=1, init=init, progress=False, **kw)  # fmt: skip
+
+    straight = train_main(cfg(tmp_path / "a"))
+    train_main(cfg(tmp_path / "b", stop_after=2))
+    pieces = train_main(cfg(tmp_path / "b"))
+    wa = load_file(str(straight.loop.checkpoint / "model.safetensors"))
+    wb = load_file(str(pieces.loop.checkpoint / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    rows = read_log(tmp_path / "b" / "log.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert {"l_ar", "l_diff", "loss"} <= rows[0].keys()
+
+    before = load_checkpoint(init).state_dict()
+    after = load_checkpoint(straight.model).state_dict()
+    for name, value in before.items():
+        frozen = name.startswith(("audio_codec.", "video_vae."))
+        assert torch.equal(after[name], value) == frozen, name
