@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,18 @@ class _Answer:
     pending: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Session(AnswerObserver):
+class _AnswerEvents(AnswerObserver):
+    def __init__(self, session: Session, answer: _Answer) -> None:
+        self.session, self.answer = session, answer
+
+    def on_directive(self, delta: DirectiveDelta) -> None:
+        self.session._on_directive(self.answer, delta)
+
+    def on_clip(self, made: MadeClip) -> None:
+        self.session._on_clip(self.answer, made)
+
+
+class Session:
     def __init__(
         self,
         session_id: str,
@@ -134,9 +146,9 @@ class Session(AnswerObserver):
                 return
             self._emit({"type": "state", "state": str(self.state), "turn": 0})
             self._tasks = [
-                asyncio.create_task(self._audio_loop()),
-                asyncio.create_task(self._video_loop()),
-                asyncio.create_task(self._message_loop()),
+                asyncio.create_task(self._guarded(self._audio_loop(), "audio")),
+                asyncio.create_task(self._guarded(self._video_loop(), "video")),
+                asyncio.create_task(self._guarded(self._message_loop(), "messages")),
             ]
             closed = asyncio.create_task(self.transport.wait_closed())
             done = asyncio.create_task(self._done.wait())
@@ -168,6 +180,16 @@ class Session(AnswerObserver):
         if self._counted:
             self.metrics.sessions_active.dec()
         self._log("session_end", turns=self.turns, barge_ins=len(self.barge_ins))
+
+    async def _guarded(self, loop: Coroutine[Any, Any, None], where: str) -> None:
+        """Run an inbound loop; a bug in it ends the session loudly, never silently."""
+        try:
+            await loop
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("session=%s event=error where=%s", self.id, where)
+            self._fail(exc, where)
 
     def _fail(self, exc: BaseException, where: str) -> None:
         """A model or pipeline error ends this session (only this one) cleanly."""
@@ -213,6 +235,12 @@ class Session(AnswerObserver):
             self._commit(answer, time.monotonic())
 
     def _on_vad(self, event: VadEvent, received: float) -> None:
+        if event.kind in ("onset", "onset_cancel"):
+            # the first speech window mutes the answer at once; "start" (min speech) cuts it,
+            # "onset_cancel" (too short: a click, a cough) lets it go on
+            if self._answer is not None and self._answer.committed.is_set():
+                self.playout.muted = event.kind == "onset"
+            return
         if event.kind in ("start", "end"):
             self._emit({"type": "vad", "speaking": event.kind == "start", "at": round(event.at, 3)})
         if event.kind == "start":
@@ -235,7 +263,12 @@ class Session(AnswerObserver):
         # "end": the speech ended `event.at - event.offset` stream seconds before we learnt it
         user_end = received - (event.at - event.offset)
         answer = self._answer
-        if answer is None or answer.committed.is_set():
+        if answer is not None and answer.committed.is_set():
+            # an answer from elsewhere (a typed turn sent while the user spoke): the spoken
+            # turn is the newer one
+            self.barge_in("speech")
+            answer = None
+        if answer is None:
             answer = self._start_answer(turn, "speech")
         self._commit(answer, user_end)
 
@@ -278,7 +311,7 @@ class Session(AnswerObserver):
                 stream_lock=self._stream_lock,
                 playout=self.playout,
                 executor=self.executor,
-                observer=self,
+                observer=_AnswerEvents(self, answer),
                 config=self.config.answer,
                 gate=answer.committed,
             )
@@ -288,25 +321,30 @@ class Session(AnswerObserver):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._answer = None
+            if self._answer is answer:
+                self._answer = None
             self._fail(exc, "answer")
             return
+        if self._answer is not answer:
+            return  # dropped meanwhile: whoever dropped it owns the state
         self.playout.end_answer()
         self._answer = None
         self._set_state(SessionState.LISTENING)
         self._log("turn_end", turn=answer.turn, clips=len(made))
 
-    # AnswerObserver: called on the loop by run_answer
-    def on_directive(self, delta: DirectiveDelta) -> None:
+    # what run_answer reports (on the loop), through an _AnswerEvents bound to its answer
+    def _on_directive(self, answer: _Answer, delta: DirectiveDelta) -> None:
+        if answer is not self._answer:
+            return  # a dropped answer, still unwinding: its words are not shown
         event = {"type": "directive", "speech": delta.speech, "motion": delta.motion}
-        answer = self._answer
-        if answer is not None and not answer.committed.is_set():
+        if not answer.committed.is_set():
             answer.pending.append(event)
         else:
-            self._emit({**event, "turn": answer.turn if answer is not None else self.turns})
+            self._emit({**event, "turn": answer.turn})
 
-    def on_clip(self, made: MadeClip) -> None:
-        answer = self._answer
+    def _on_clip(self, answer: _Answer, made: MadeClip) -> None:
+        if answer is not self._answer:
+            return
         clip, scheduled = made.clip, made.scheduled
         rtf = clip.duration / clip.gen_seconds if clip.gen_seconds > 0 else float("inf")
         self.metrics.clip_seconds.observe(clip.gen_seconds)
@@ -315,15 +353,14 @@ class Session(AnswerObserver):
             self.metrics.stalls_total.inc(self.playout.stalls - self._stalls_seen)
             self._stalls_seen = self.playout.stalls
             self._log("stall", gap=f"{scheduled.gap_s:.3f}")
-        if answer is not None:
-            answer.clips += 1
-            if answer.clips == 1:
-                start = self.playout.clock.to_wall(scheduled.start_s)
-                self.metrics.response_latency.observe(max(0.0, start - answer.user_end))
+        answer.clips += 1
+        if answer.clips == 1:
+            start = self.playout.clock.to_wall(scheduled.start_s)
+            self.metrics.response_latency.observe(max(0.0, start - answer.user_end))
         self._emit(
             {
                 "type": "clip",
-                "turn": answer.turn if answer is not None else self.turns,
+                "turn": answer.turn,
                 "index": clip.index,
                 "duration": clip.duration,
                 "gen_seconds": round(clip.gen_seconds, 4),

@@ -82,7 +82,11 @@ async def run(args: argparse.Namespace) -> None:
                 await peer.wait_channel_open()
                 await asyncio.sleep(1.0)
                 for k in range(args.turns):
-                    await turn(peer, QUESTIONS[k % len(QUESTIONS)], figures)
+                    try:
+                        await turn(peer, QUESTIONS[k % len(QUESTIONS)], figures)
+                    except TimeoutError:
+                        print(f"turn {k} timed out; last events: {peer.events()[-12:]}")
+                        raise
                 rtf = [e["duration"] / e["gen_seconds"] for e in peer.events("clip")]
                 server_gaps = [e["gap"] for e in peer.events("clip") if e["gap"] > 0.1]
             finally:

@@ -74,6 +74,7 @@ class PlayoutBuffer:
         self._in_answer = False
         self._last_face: np.ndarray | None = None
         self.stalls = 0
+        self.muted = False  # audio reads as silence (the timeline goes on): a likely barge-in
 
     @property
     def samples_per_frame(self) -> int:
@@ -122,6 +123,7 @@ class PlayoutBuffer:
     def end_answer(self) -> None:
         """The answer is complete; the next push starts a new one (no stall accounting)."""
         self._in_answer = False
+        self.muted = False
 
     def flush(self) -> float:
         """Drop everything not yet played at once (barge-in). Returns the seconds dropped."""
@@ -131,6 +133,7 @@ class PlayoutBuffer:
         self._end = min(self._end, now)
         self._in_answer = False
         self._last_face = None
+        self.muted = False
         return dropped
 
     def _find(self, sample: int) -> _Entry | None:
@@ -148,6 +151,8 @@ class PlayoutBuffer:
         """The 20-ms frame k of the timeline: (960,) int16."""
         start = k * AUDIO_FRAME_SAMPLES
         out = np.zeros(AUDIO_FRAME_SAMPLES, dtype=np.int16)
+        if self.muted:
+            return out
         for entry in self._entries:
             lo, hi = max(start, entry.start), min(start + AUDIO_FRAME_SAMPLES, entry.end)
             if lo < hi:

@@ -4,7 +4,9 @@ Feed 16-kHz mono audio in any chunk size; the detector runs silero on 512-sample
 (32 ms) and turns probabilities into speech start / end events. Start needs
 `min_speech_ms` of speech; end needs `hangover_ms` of silence. A shorter silence inside speech
 gives "pause" (and "resume" if speech goes on), so an answer can be prepared during the
-hangover instead of after it. Blocking (a torch call per
+hangover instead of after it. The first speech window gives "onset" (withdrawn by
+"onset_cancel" if the run is shorter than `min_speech_ms`), so the avatar can fall silent
+before a barge-in is certain. Blocking (a torch call per
 window): run `process()` in a worker thread.
 """
 
@@ -39,7 +41,7 @@ class VadConfig:
 
 @dataclass(frozen=True)
 class VadEvent:
-    kind: Literal["start", "pause", "resume", "end"]
+    kind: Literal["onset", "onset_cancel", "start", "pause", "resume", "end"]
     at: float  # stream time (s) when the event was decided
     onset: float  # stream time (s) when the speech began
     offset: float | None = None  # "pause"/"end": stream time (s) of the last speech window
@@ -106,8 +108,15 @@ class StreamingVad:
         now = self._samples / SAMPLE_RATE
         if not self._speaking:
             self._pre_roll.append(window)
+            before = self._speech_windows
             self._speech_windows = self._speech_windows + 1 if prob >= cfg.threshold else 0
             if self._speech_windows < self._min_windows:
+                # the first speech window is a hint ("onset") that "start" may follow; a run
+                # that stops short of min_speech is withdrawn ("onset_cancel")
+                if before == 0 and self._speech_windows == 1:
+                    return VadEvent("onset", at=now, onset=now - WINDOW / SAMPLE_RATE)
+                if before > 0 and self._speech_windows == 0:
+                    return VadEvent("onset_cancel", at=now, onset=now)
                 return None
             self._speaking = True
             self._silence_windows = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from conftest import ScriptedConductor, ToneCreator
 
@@ -65,3 +66,24 @@ async def test_barge_in_while_thinking_cancels_model_work(harness_factory) -> No
             await asyncio.sleep(0.05)
         assert h.stream.cancelled == 1 and h.stream.index == 0
         assert h.playout.queued_s() == 0
+
+
+async def test_onset_mutes_at_once_and_a_false_alarm_lets_the_answer_go_on(
+    harness_factory,
+) -> None:
+    from realtime.vad import VadEvent
+
+    h = harness_factory(conductor=ScriptedConductor(reply=LONG))
+    async with h:
+        h.type_text("talk to me")
+        await h.wait_state("speaking", within=8)
+        h.session._on_vad(VadEvent("onset", at=0.0, onset=0.0), 0.0)  # a first speech window
+        assert h.playout.muted
+        t_mute = time.monotonic()
+        await asyncio.sleep(0.3)
+        assert not h.loud_after(t_mute + 0.05)  # silent while it might be a barge-in
+        h.session._on_vad(VadEvent("onset_cancel", at=0.1, onset=0.1), 0.1)  # a click
+        t_back = time.monotonic()
+        await asyncio.sleep(0.3)
+        assert not h.playout.muted and h.loud_after(t_back)
+        assert h.session.state == "speaking" and not h.session.barge_ins

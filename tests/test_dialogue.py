@@ -104,3 +104,17 @@ def test_typed_form():
 def test_unknown_split_raises():
     with pytest.raises(ValueError, match="unknown split"):
         voice_pool("dev", "avatar")
+
+
+def test_clip_media_and_user_turn():
+    plan = _find(1, lambda p: p.intent == "wifi")
+    s = render_sample(plan, 1)
+    media = s.clip_media()
+    assert len(media) == len(s.clips)
+    for (frames, audio), c in zip(media, s.clips, strict=True):
+        assert frames.shape[0] == c.num_frames
+        assert audio.shape == (SPEC.samples_for_frames(c.num_frames),)
+    np.testing.assert_array_equal(np.concatenate([a for _, a in media]), s.audio)
+    turn = s.user_turn()
+    assert len(turn.video) == 4 and turn.video_fps == 2.0
+    assert (turn.audio is None) == plan.typed and (turn.text != "") == plan.typed

@@ -101,3 +101,21 @@ def test_bad_clips_are_refused() -> None:
         playout.push(audio, frames[..., :1])
     with pytest.raises(ValueError, match="fps"):
         PlayoutBuffer(MediaClock(), REF, PlayoutConfig(fps=7))
+
+
+def test_muted_audio_is_silent_while_the_timeline_goes_on() -> None:
+    playout, _ = buffer()
+    scheduled = playout.push(*clip(25))
+    k = scheduled.start // AUDIO_FRAME_SAMPLES
+    assert playout.audio_frame(k).any()
+    playout.muted = True
+    assert not playout.audio_frame(k).any()
+    assert playout.video_frame(scheduled.start // 1920)[0, 0, 0] == 1  # video goes on
+    playout.muted = False
+    assert playout.audio_frame(k + 1).any()
+    playout.muted = True
+    playout.flush()  # a barge-in unmutes: the next answer is heard
+    assert not playout.muted
+    playout.muted = True
+    playout.end_answer()
+    assert not playout.muted

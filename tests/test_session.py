@@ -101,3 +101,19 @@ async def test_a_pause_inside_speech_starts_early_but_answers_once(harness_facto
         # the played answer's clips are consecutive in the Creator stream
         indices = [e["index"] for e in h.events if e["type"] == "clip"]
         assert indices == list(range(indices[0], indices[0] + len(indices)))
+
+
+async def test_text_typed_while_talking_then_speech_ends(harness_factory) -> None:
+    long_reply = ScriptedConductor(reply=" ".join(["and so on"] * 12))
+    async with harness_factory(conductor=long_reply) as h:
+        h.say("I am saying something rather long while I also type a message to you.")
+        await h.wait_for(lambda e: e["type"] == "vad" and e["speaking"])
+        h.type_text("typed meanwhile")
+        await h.wait_state("speaking")  # the typed turn is answered while the user talks
+        # the spoken turn ends later: it replaces the typed one, the session goes on
+        await h.wait_for(lambda e: e["type"] == "vad" and not e["speaking"], within=10)
+        await h.wait_for(lambda e: e["type"] == "barge_in", within=5)
+        await h.wait_state("speaking", within=15, after=len(h.events) - 1)
+        assert h.session.error is None and not h.run_task.done()
+        assert h.session.turns == 2
+        assert h.conductor.turns[-1].audio is not None  # the last answer was to the speech

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import speech_16k
 
 from realtime.vad import StreamingVad, VadConfig
@@ -20,8 +21,9 @@ def test_one_utterance_gives_one_start_and_one_end() -> None:
     silence = np.zeros(16_000, np.float32)
     vad = StreamingVad(VadConfig(hangover_ms=224))
     events = feed(vad, np.concatenate([silence, speech, silence]))
-    assert [e.kind for e in events if e.kind in ("start", "end")] == ["start", "end"]
-    start, end = events[0], events[-1]
+    events = [e for e in events if e.kind in ("start", "end")]
+    assert [e.kind for e in events] == ["start", "end"]
+    start, end = events
     assert 0.9 < start.onset < 1.3  # speech begins after 1 s of silence
     assert start.at - start.onset >= 0.09  # min speech before deciding
     assert end.at - end.offset >= 0.22  # the hangover
@@ -51,6 +53,7 @@ def test_pause_comes_before_the_end_with_the_same_speech() -> None:
         [np.zeros(8000, np.float32), speech_16k("Hello there."), np.zeros(16_000, np.float32)]
     )
     events = feed(StreamingVad(VadConfig(pause_ms=64, hangover_ms=224)), audio)
+    events = [e for e in events if e.kind not in ("onset", "onset_cancel")]
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and kinds[-2:] == ["pause", "end"]
     # every pause but the last was followed by speech going on
@@ -63,4 +66,17 @@ def test_pause_comes_before_the_end_with_the_same_speech() -> None:
 def test_pause_disabled_or_as_long_as_hangover_gives_none() -> None:
     audio = np.concatenate([speech_16k("Hello there."), np.zeros(16_000, np.float32)])
     for cfg in (VadConfig(pause_ms=0), VadConfig(pause_ms=224, hangover_ms=224)):
-        assert {e.kind for e in feed(StreamingVad(cfg), audio)} == {"start", "end"}
+        assert {e.kind for e in feed(StreamingVad(cfg), audio)} == {"onset", "start", "end"}
+
+
+def test_onset_comes_first_and_a_too_short_run_is_withdrawn() -> None:
+    speech = speech_16k("Hello there.")
+    vad = StreamingVad(VadConfig(min_speech_ms=96))
+    events = feed(vad, np.concatenate([np.zeros(8000, np.float32), speech]))
+    onset, start = events[0], events[1]
+    assert (onset.kind, start.kind) == ("onset", "start")
+    assert start.at - onset.at == pytest.approx(0.064)  # two windows later
+    # a run of speech windows shorter than min_speech: onset, then onset_cancel
+    vad = StreamingVad(VadConfig(min_speech_ms=2000))
+    kinds = [e.kind for e in feed(vad, np.concatenate([speech, np.zeros(16_000, np.float32)]))]
+    assert kinds[:2] == ["onset", "onset_cancel"] and "start" not in kinds

@@ -28,7 +28,7 @@ from mavid.data.faces import (
 )
 from mavid.data.speech import Voice, WordTiming, resample, synthesize, voice_variants
 from mavid.data.user_camera import render_user_frames
-from mavid.interfaces import MediaSpec
+from mavid.interfaces import MediaSpec, UserTurn
 
 __all__ = [
     "SPLITS",
@@ -109,6 +109,27 @@ class DialogueSample:
     @property
     def split(self) -> str:
         return self.plan.split
+
+    def clip_media(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The answer cut as the Creator makes it: [(frames (F, H, W, 3), audio (N,))] per clip."""
+        spf = self.sample_rate // self.fps
+        return [
+            (
+                self.frames[c.start_frame : c.start_frame + c.num_frames],
+                self.audio[c.start_frame * spf : (c.start_frame + c.num_frames) * spf],
+            )
+            for c in self.clips
+        ]
+
+    def user_turn(self) -> UserTurn:
+        """The visitor's turn as the Conductor receives it (typed text or speech, + camera)."""
+        return UserTurn(
+            text=self.question if self.plan.typed else "",
+            audio=self.user_audio,
+            audio_sample_rate=USER_SAMPLE_RATE,
+            video=tuple(self.user_frames),
+            video_fps=USER_VIDEO_FPS,
+        )
 
 
 def voice_pool(split: str, role: str) -> list[str]:

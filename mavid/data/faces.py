@@ -565,9 +565,15 @@ def render_canvas(identity: Identity, state: FaceState, size: int = 128) -> Imag
     d = ImageDraw.Draw(img)
     _draw_body(d, identity, s, state.head_dx * k * 0.4, state)
     head = _draw_head(identity, s, state)
+    # rotate only the head's box (with room to swing): the same pixels, half the work
+    x0, y0, x1, y1 = head.getbbox() or (0, 0, s, s)
+    pad = s // 8
+    x0, y0, x1, y1 = max(0, x0 - pad), max(0, y0 - pad), min(s, x1 + pad), min(s, y1 + pad)
+    head = head.crop((x0, y0, x1, y1))
     if abs(state.tilt) > 0.05:
-        head = head.rotate(state.tilt, resample=Image.BICUBIC, center=(s / 2, 0.7 * s))
-    img.paste(head, (round(state.head_dx * k), round(state.head_dy * k)), head)
+        pivot = (s / 2 - x0, 0.7 * s - y0)
+        head = head.rotate(state.tilt, resample=Image.BICUBIC, center=pivot)
+    img.paste(head, (x0 + round(state.head_dx * k), y0 + round(state.head_dy * k)), head)
     return img
 
 

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
+_REQUIRED = ("json", "video.mp4", "audio.flac", "speech.flac", "mouth.npy", "user.png")
 
 
 def encode_video(frames: np.ndarray, fps: int, crf: int = 18) -> bytes:
@@ -69,8 +70,13 @@ def encode_video(frames: np.ndarray, fps: int, crf: int = 18) -> bytes:
 
 def decode_video(data: bytes) -> np.ndarray:
     """MP4 bytes -> (F, H, W, 3) uint8."""
-    with av.open(io.BytesIO(data), "r") as box:
-        frames = [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
+    try:
+        with av.open(io.BytesIO(data), "r") as box:
+            frames = [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
+    except av.FFmpegError as e:
+        raise ValueError(f"not a decodable video: {e}") from e
+    if not frames:
+        raise ValueError("video holds no frames")
     return np.stack(frames)
 
 
@@ -92,9 +98,12 @@ def encode_audio(audio: np.ndarray, sample_rate: int) -> bytes:
 
 def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     """FLAC bytes -> ((N,) float32, sample_rate)."""
-    with av.open(io.BytesIO(data), "r") as box:
-        rate = box.streams.audio[0].sample_rate
-        chunks = [f.to_ndarray().reshape(-1) for f in box.decode(audio=0)]
+    try:
+        with av.open(io.BytesIO(data), "r") as box:
+            rate = box.streams.audio[0].sample_rate
+            chunks = [f.to_ndarray().reshape(-1) for f in box.decode(audio=0)]
+    except av.FFmpegError as e:
+        raise ValueError(f"not decodable audio: {e}") from e
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
     return (pcm.astype(np.float32) / 32767).astype(np.float32), rate
 
@@ -148,6 +157,9 @@ def _tuple_rgb(d: dict) -> dict:
 
 def sample_from_members(members: dict[str, bytes]) -> DialogueSample:
     """Rebuild a DialogueSample from its tar members (inverse of `encode_sample`)."""
+    missing = sorted(set(_REQUIRED) - set(members))
+    if missing:
+        raise ValueError(f"sample is missing tar members {missing} (a damaged shard?)")
     meta = json.loads(members["json"])
     plan_d = dict(meta["plan"])
     plan_d["user_voice"] = Voice(**plan_d["user_voice"])

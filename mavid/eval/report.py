@@ -51,15 +51,8 @@ class EvalConfig:
 
 
 def clips_of(sample: DialogueSample) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The answer cut as the Creator makes it: [(frames (F, H, W, 3), audio (N,))] per clip."""
-    spf = sample.sample_rate // sample.fps
-    return [
-        (
-            sample.frames[c.start_frame : c.start_frame + c.num_frames],
-            sample.audio[c.start_frame * spf : (c.start_frame + c.num_frames) * spf],
-        )
-        for c in sample.clips
-    ]
+    """[(frames, audio)] per clip of the answer (see `DialogueSample.clip_media`)."""
+    return sample.clip_media()
 
 
 def _mean(xs: list[float]) -> float:

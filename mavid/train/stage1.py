@@ -7,7 +7,7 @@ spoken (audio), always with the visitor's camera frames. Loss: `mavid.conductor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ from mavid.train.loop import optimizer_step
 Example = tuple[UserTurn, str, str]  # (turn, speech directive, motion directive)
 
 
-def examples_of(samples: Sequence[DialogueSample] | object) -> list[Example]:
+def examples_of(samples: Iterable[DialogueSample]) -> list[Example]:
     """(turn, speech, motion) of each sample: the Conductor's input and target (Eq. 3)."""
     return nonempty(
         ((user_turn(s), s.answer.speech, s.answer.motion) for s in samples), "conductor examples"
