@@ -42,6 +42,7 @@ class AnswerConfig:
     # played (judged by the RTF measured so far); otherwise a first-clip-length one, so a
     # slow Creator shows as shorter clips rather than gaps.
     adaptive_clips: bool = True
+    clip_margin: float = 1.3  # ... with this safety factor on the time it is expected to take
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ async def run_answer(
                 break
             # keep generation at most max_ahead_s ahead of what the peer hears
             await playout.clock.sleep_until(playout.end_s - config.max_ahead_s)
-            num_frames = _clip_frames(spec, made, playout.queued_s(), config.adaptive_clips)
+            num_frames = _clip_frames(spec, made, playout.queued_s(), config)
             started = time.monotonic()
             clip, audio = await loop.run_in_executor(
                 executor, _make_clip, stream, stream_lock, prompt, "".join(motion), cancel,
@@ -179,14 +180,16 @@ async def run_answer(
         conductor_job.cancel()  # only detaches: the thread exits at its next token
 
 
-def _clip_frames(spec: MediaSpec, made: list[MadeClip], queued_s: float, adaptive: bool) -> int:
+def _clip_frames(
+    spec: MediaSpec, made: list[MadeClip], queued_s: float, config: AnswerConfig
+) -> int:
     if not made:
         return spec.first_clip_frames
-    if not adaptive:
+    if not config.adaptive_clips:
         return spec.clip_frames
     recent = made[-3:]
     rtf = sum(m.clip.duration for m in recent) / max(1e-6, sum(m.clip.gen_seconds for m in recent))
-    needed_s = spec.clip_frames / spec.fps / rtf
+    needed_s = config.clip_margin * spec.clip_frames / spec.fps / rtf
     return spec.clip_frames if queued_s >= needed_s else spec.first_clip_frames
 
 

@@ -15,7 +15,8 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> w
 
 @web.middleware
 async def json_errors(request: web.Request, handler) -> web.StreamResponse:
-    """Turn aiohttp's HTTP exceptions (404, 405, 413 ...) into JSON error bodies."""
+    """Turn aiohttp's HTTP exceptions (404, 405, 413 ...) and unexpected errors (500) into
+    JSON error bodies."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -27,3 +28,6 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
             if k.lower() not in ("content-type", "content-length")
         }
         return error(exc.status, exc.reason if not exc.text else exc.text, headers)
+    except Exception:  # a bug or a model failure: logged in full, answered without details
+        logger.exception("event=error path=%s", request.path)
+        return error(500, "internal error")

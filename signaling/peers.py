@@ -36,18 +36,18 @@ async def start_session(state: AppState, sdp: str) -> tuple[Session, str]:
     transport: AiortcTransport | None = None
     added = False
     try:
+        # a model error here is the server's fault (500), not the offer's
+        stream = await loop.run_in_executor(
+            state.executor, state.model.creator.new_stream, state.reference_image, cfg.seed
+        )
+        playout = PlayoutBuffer(
+            MediaClock(), stream.reference_frame(), PlayoutConfig(fps=stream.spec.fps)
+        )
+        transport = AiortcTransport(pc, playout)  # before the offer: it hears the peer's tracks
         try:
-            offer = RTCSessionDescription(sdp=sdp, type="offer")
-            stream = await loop.run_in_executor(
-                state.executor, state.model.creator.new_stream, state.reference_image, cfg.seed
-            )
-            playout = PlayoutBuffer(
-                MediaClock(), stream.reference_frame(), PlayoutConfig(fps=stream.spec.fps)
-            )
-            transport = AiortcTransport(pc, playout)
-            await pc.setRemoteDescription(offer)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc's parser raises many kinds on bad SDP
-            if isinstance(exc, (MemoryError, asyncio.CancelledError)):
+            if isinstance(exc, MemoryError):
                 raise
             raise BadOffer(f"invalid SDP offer: {type(exc).__name__}: {exc}"[:300]) from exc
         if not pc.getTransceivers() and pc.sctp is None:
@@ -56,8 +56,6 @@ async def start_session(state: AppState, sdp: str) -> tuple[Session, str]:
         try:
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             raise BadOffer(f"cannot answer the offer: {type(exc).__name__}: {exc}"[:300]) from exc
         session = Session(
             secrets.token_urlsafe(9),

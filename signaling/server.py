@@ -38,6 +38,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 @dataclass
 class ServerConfig:
+    """Everything `serve` / `build_app` need; `run_agent.py serve` fills it from flags, env
+    (MAVID_*) and TOML. `ice_host_addresses` is the documented way to pin the ICE host
+    candidates (tests and CI use ["127.0.0.1"]; deployments name their public interface)."""
+
     host: str = "127.0.0.1"
     port: int = 8080  # 0 picks a free port (the URL passed to `ready` tells which)
     ref_image: str | None = None  # path of the avatar's reference face (PNG/JPEG)

@@ -323,11 +323,6 @@ def harness_factory(executor, vad_executor) -> Callable[..., SessionHarness]:
     return make
 
 
-@contextlib.contextmanager
-def no_op() -> Iterator[None]:
-    yield
-
-
 # -- the real model and a running server, for end-to-end tests --------------------------------
 @pytest.fixture(scope="session")
 def avatar_model() -> Any:

@@ -111,3 +111,8 @@ def test_well_formed_parses_to_its_parts(speech: str, motion: str, cuts: list[in
     got_speech, got_motion = run(split_at(text, cuts))
     assert " ".join(got_speech.split()) == " ".join(speech.split())
     assert " ".join(got_motion.split()) == " ".join(motion.split())
+
+
+def test_undecodable_bytes_marker_is_dropped() -> None:
+    # What a byte-level decoder yields for tokens that do not form valid UTF-8.
+    assert parse_directives("he\ufffdllo<m_bos>no\ufffdd<m_eos>") == ("hello", "nod")

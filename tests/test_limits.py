@@ -96,3 +96,20 @@ async def test_half_negotiable_offer_is_a_400_not_a_500(tone_model) -> None:
         got, payload, _ = await post(url + "whip", broken, {"Content-Type": "application/sdp"})
         assert got == 400, payload
         assert_clean(app)
+
+
+async def test_model_failure_at_session_start_is_a_json_500(tone_model) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("no weights")
+
+    tone_model.creator.new_stream = broken
+    peer = LoopbackPeer()
+    try:
+        await peer.pc.setLocalDescription(await peer.pc.createOffer())
+        offer = {"type": "offer", "sdp": peer.pc.localDescription.sdp}
+        async with running_server(loopback_config(), tone_model) as (url, app):
+            got, payload, _ = await post(url + "offer", json.dumps(offer), GOOD)
+            assert got == 500 and payload == {"error": "internal error", "status": 500}
+            assert_clean(app)
+    finally:
+        await peer.close()

@@ -33,7 +33,9 @@ def _clean_char(ch: str) -> str:
         return " "
     # "<" and ">" only ever start/end markup here; dropping them means no output can
     # contain a special token, even one glued together from garbage around a dropped token.
-    if ch in "<>":
+    # U+FFFD is what a byte-level tokenizer's decoder gives for an invalid UTF-8 sequence:
+    # never speech, and a TTS would read it aloud as "replacement character" or a glitch.
+    if ch in "<>\ufffd":
         return ""
     cat = unicodedata.category(ch)
     if cat in ("Cc", "Cs", "Co", "Cn"):  # control, lone surrogate, private use, unassigned
