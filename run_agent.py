@@ -102,7 +102,7 @@ class ServeCommand(Command):
     )
     max_sessions: int = Field(4, ge=1, description="Concurrent sessions; more get 503.")
     threads: int = Field(
-        2, ge=1, description="Worker threads for model work (and torch intra-op threads)."
+        2, ge=1, description="Worker threads for model work, shared by all sessions."
     )
     ice_host_addresses: list[str] = Field(
         default_factory=list,

@@ -75,7 +75,10 @@ def test_train_main_resumes_exactly_and_saves_a_loadable_conductor(world, tmp_pa
     wa = load_file(str(straight.loop.checkpoint / "model.safetensors"))
     wb = load_file(str(pieces.loop.checkpoint / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert [r["step"] for r in read_log(tmp_path / "b" / "log.jsonl")] == [1, 2, 3, 4]
+    rows = read_log(tmp_path / "b" / "log.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    # held-out "val" turns scored at each checkpoint (and run end), in the same rows
+    assert [r["step"] for r in rows if "val_loss" in r] == [2, 3, 4]
     assert (tmp_path / "b" / "loss.png").is_file()
 
     loaded = ThinkerConductor.from_pretrained(straight.model)

@@ -34,6 +34,7 @@ class TrainConfig:
     preset: str | Preset = "tiny"
     split: str = "train"
     max_samples: int | None = None  # use only the first N samples of the split
+    val_samples: int = 32  # held-out "val" samples scored at each checkpoint (0: none)
     warmup_steps: int | None = None  # None: 5 % of steps
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0

@@ -64,6 +64,13 @@ class TrainTask(Protocol):
         ...
 
 
+def _validate(task: TrainTask) -> dict[str, float]:
+    """A task may define `validate() -> {"val_...": float}` (held-out data, no RNG use); it
+    runs at every checkpoint and its metrics join that step's log row."""
+    fn = getattr(task, "validate", None)
+    return fn() if fn is not None else {}
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     out: Path
@@ -347,6 +354,8 @@ def train_loop(task: TrainTask, cfg: LoopConfig) -> LoopResult:
                 )
             schedule.step()
             step += 1
+            if step % cfg.checkpoint_every == 0 or step == end:
+                metrics = {**metrics, **_validate(task)}
             row = {"step": step, "lr": lr, **metrics}
             row["elapsed_s"] = round(time.perf_counter() - started, 3)
             log.write(json.dumps(row) + "\n")

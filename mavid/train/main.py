@@ -21,6 +21,7 @@ import torch
 
 from mavid.checkpoint import load_checkpoint, read_preset, save_checkpoint
 from mavid.config import get_preset
+from mavid.data.shards import WorldDataset
 from mavid.train.codecs import CodecsTask, media_tracks
 from mavid.train.config import TrainConfig
 from mavid.train.data import iter_samples
@@ -84,12 +85,23 @@ def _creator_init(cfg: TrainConfig):
     return load_checkpoint(cfg.init)
 
 
+def _val_samples(cfg: TrainConfig) -> list:
+    """Up to `cfg.val_samples` of the world's "val" split (none if the world has none)."""
+    if cfg.split == "val" or WorldDataset(cfg.data, "val").manifest["splits"]["val"] == 0:
+        return []
+    return list(iter_samples(cfg.data, "val", cfg.val_samples))
+
+
 def build_task(cfg: TrainConfig):
     """The stage's TrainTask, with its data read from the world."""
     samples = iter_samples(cfg.data, cfg.split, cfg.max_samples)
     if cfg.stage == "conductor":
         return ConductorTask(
-            examples_of(samples), cfg.batch_size, cfg.seed, tokenizer=tokenizer_for(cfg.out)
+            examples_of(samples),
+            cfg.batch_size,
+            cfg.seed,
+            tokenizer=tokenizer_for(cfg.out),
+            val_examples=examples_of(_val_samples(cfg)) if cfg.val_samples else (),
         )
     if cfg.stage == "codecs":
         preset = get_preset(cfg.preset) if isinstance(cfg.preset, str) else cfg.preset

@@ -41,16 +41,20 @@ def plot_losses(log: str | Path, out: str | Path, title: str = "training") -> Pa
     fig = Figure(figsize=(8, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax, ax_lr = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    weight = min(0.98, 1 - 5 / max(5, len(rows)))  # ~len/5-step window, none for short logs
+    positive = all(r[n] > 0 for r in rows for n in names if isinstance(r.get(n), int | float))
     for i, name in enumerate(names):
         have = [(r["step"], r[name]) for r in rows if isinstance(r.get(name), int | float)]
         if not have:
             continue
         x, y = np.array(have, dtype=float).T
+        # EMA over ~1/50 of the series (none for short ones); in log space on a log axis, so a
+        # rare spike does not lift the smoothed curve for hundreds of steps.
+        weight = min(0.99, max(0.0, 1 - 50 / len(x)))
         color = f"C{i % 10}"
-        ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(x, _ema(y, weight), color=color, label=name, linewidth=1.6)
-    if np.all([r.get(n, 1.0) > 0 for r in rows for n in names if n in r]):
+        ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8, marker="." if len(x) < 50 else None)
+        smooth = np.exp(_ema(np.log(y), weight)) if positive else _ema(y, weight)
+        ax.plot(x, smooth, color=color, label=name, linewidth=1.6)
+    if positive:
         ax.set_yscale("log")
     ax.set_ylabel("loss")
     ax.set_title(f"{title}: {len(rows)} steps")

@@ -53,8 +53,10 @@ class ConductorTask:
         seed: int,
         tokenizer: PreTrainedTokenizerBase | None = None,
         shape: TinyThinkerShape | None = None,
+        val_examples: Sequence[Example] = (),
     ) -> None:
         self.examples = nonempty(examples, "conductor examples")
+        self.val_examples = list(val_examples)
         self.batch_size, self.seed = batch_size, seed
         self.conductor = ThinkerConductor.tiny(
             seed=seed,
@@ -77,6 +79,20 @@ class ConductorTask:
         loss = stage1_loss(self.model, batch)
         norm = optimizer_step(optimizer, loss, self.model.parameters(), max_grad_norm)
         return {"loss": float(loss.detach()), "grad_norm": norm}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean directive cross-entropy on the held-out examples (other voices, paraphrases)."""
+        if not self.val_examples:
+            return {}
+        self.model.eval()
+        total, n = 0.0, len(self.val_examples)
+        for i in range(0, n, self.batch_size):
+            chunk = self.val_examples[i : i + self.batch_size]
+            batch = collate(chunk, self.conductor.encoder)
+            total += float(stage1_loss(self.model, batch)) * len(chunk)
+        self.model.train()
+        return {"val_loss": total / n}
 
     def save(self, path: Path) -> Path:
         """The trained Conductor as a `ThinkerConductor.from_pretrained` directory."""
