@@ -143,6 +143,10 @@ class ServeCommand(Command):
         1.5, gt=0, description="Words in the (shorter) first clip of an answer."
     )
     max_answer_clips: int = Field(60, ge=1, description="Longest answer, in clips.")
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description='Origins allowed to embed the avatar (CORS); ["*"]: any, []: same origin.',
+    )
 
     def server_config(self) -> Any:
         from signaling.server import ServerConfig

@@ -12,11 +12,12 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.answer import AnswerConfig, AnswerObserver, MadeClip, run_answer
+from agent.events import EventFeed
 from agent.metrics import AgentMetrics
 from agent.state import SessionState, check_transition
 from agent.turns import TurnConfig, parse_text_message
@@ -35,6 +36,23 @@ class SessionConfig:
     video: VideoRingConfig = field(default_factory=VideoRingConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
     turns: TurnConfig = field(default_factory=TurnConfig)
+    event_queue: int = 256  # events kept per in-process listener before its oldest are dropped
+
+
+class SessionEnding(RuntimeError):
+    """The session is ending (or has ended): it takes no more `say`."""
+
+
+@dataclass(frozen=True)
+class _Directives:
+    """A Conductor that answers every turn with the directives it was given (`say`)."""
+
+    speech: str
+    motion: str
+
+    def stream(self, turn: UserTurn, cancel: CancelToken) -> Iterator[DirectiveDelta]:
+        cancel.raise_if_cancelled()
+        yield DirectiveDelta(speech=self.speech, motion=self.motion)
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,9 @@ class Session:
         self._counted = False  # counted in sessions_active
         self.error: BaseException | None = None
         self._stalls_seen = 0
+        # in-process listeners (AvatarAgent.events(), the SSE endpoint); the peer gets the
+        # same events over the transport
+        self.events = EventFeed(self.config.event_queue)
 
     # -- logging and events ---------------------------------------------------------------
     def _log(self, event: str, **fields: Any) -> None:
@@ -120,6 +141,7 @@ class Session:
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.transport.send_event(event)
+        self.events.publish(event)
 
     def _set_state(self, new: SessionState, **info: Any) -> None:
         if new == self.state:
@@ -144,7 +166,7 @@ class Session:
                 )
             if self._done.is_set():  # closed while starting
                 return
-            self._emit({"type": "state", "state": str(self.state), "turn": 0})
+            self._emit({"type": "state", "state": str(self.state), "turn": self.turns})
             self._tasks = [
                 asyncio.create_task(self._guarded(self._audio_loop(), "audio")),
                 asyncio.create_task(self._guarded(self._video_loop(), "video")),
@@ -180,6 +202,12 @@ class Session:
         if self._counted:
             self.metrics.sessions_active.dec()
         self._log("session_end", turns=self.turns, barge_ins=len(self.barge_ins))
+        self.events.end()
+
+    @property
+    def ending(self) -> bool:
+        """True once the session has begun to end (peer gone, error, or `close()`)."""
+        return self._closed or self._done.is_set()
 
     async def _guarded(self, loop: Coroutine[Any, Any, None], where: str) -> None:
         """Run an inbound loop; a bug in it ends the session loudly, never silently."""
@@ -272,11 +300,40 @@ class Session:
             answer = self._start_answer(turn, "speech")
         self._commit(answer, user_end)
 
+    # -- driven from outside (the Python API, HTTP) ------------------------------------------
+    def say(self, speech: str, motion: str | None = None) -> int:
+        """Speak `speech` (and move as `motion` says) now, bypassing the Conductor: the same
+        Creator path, streaming and barge-in as an answer. An answer already running is cut
+        first. Returns the turn number; ValueError on bad input, SessionEnding when ending."""
+        if not isinstance(speech, str) or not speech.strip():
+            raise ValueError("speech must be a non-empty string")
+        if motion is not None and not isinstance(motion, str):
+            raise ValueError("motion must be a string or null")
+        limit = self.config.turns.max_text_chars
+        if len(speech) > limit or len(motion or "") > limit:
+            raise ValueError(f"speech and motion must be at most {limit} characters")
+        if self.ending:
+            raise SessionEnding(f"session {self.id} is ending")
+        if self._answer is not None:
+            self.barge_in("say")
+        directives = _Directives(speech.strip(), (motion or "").strip())
+        answer = self._start_answer(UserTurn(text=speech), "say", conductor=directives)
+        self._commit(answer, time.monotonic())
+        return answer.turn
+
+    def interrupt(self) -> BargeInReport | None:
+        """Stop the avatar at once, as a barge-in does (None when it was not answering)."""
+        return self.barge_in("interrupt")
+
     # -- answers ---------------------------------------------------------------------------
-    def _start_answer(self, turn: UserTurn, source: str) -> _Answer:
+    def _start_answer(
+        self, turn: UserTurn, source: str, conductor: Conductor | None = None
+    ) -> _Answer:
         """Start making an answer; it is shown and played once `_commit` is called."""
         answer = _Answer(CancelToken(), source)
-        answer.task = asyncio.create_task(self._run_answer(turn, answer))
+        answer.task = asyncio.create_task(
+            self._run_answer(turn, answer, conductor or self.conductor)
+        )
         self._answer = answer
         return answer
 
@@ -301,12 +358,12 @@ class Session:
         answer.task.add_done_callback(self._cut.discard)
         self._answer = None
 
-    async def _run_answer(self, turn: UserTurn, answer: _Answer) -> None:
+    async def _run_answer(self, turn: UserTurn, answer: _Answer, conductor: Conductor) -> None:
         try:
             made = await run_answer(
                 turn,
                 answer.cancel,
-                conductor=self.conductor,
+                conductor=conductor,
                 stream=self.stream,
                 stream_lock=self._stream_lock,
                 playout=self.playout,

@@ -1,4 +1,5 @@
-"""The HTTP side: the aiohttp app (client page, /offer, /whip, /healthz, /metrics) and `serve`.
+"""The HTTP side: the aiohttp app (client page, /mavid-client.js, /offer, /whip,
+/sessions/{id}/say|interrupt|events, /healthz, /metrics) and `serve`.
 
 `run_agent.py serve` builds a `ServerConfig` and awaits `serve(cfg)`; tests and integrators
 use `build_app(cfg, model)` with a model of their own.
@@ -25,6 +26,8 @@ from agent.metrics import AgentMetrics
 from agent.session import SessionConfig
 from realtime.aiortc_transport import pinned_host_addresses
 from realtime.vad import VadConfig
+from signaling.cors import install_cors, preflight
+from signaling.drive import handle_events, handle_interrupt, handle_say
 from signaling.errors import json_errors
 from signaling.offer import handle_offer
 from signaling.registry import SessionRegistry
@@ -67,6 +70,9 @@ class ServerConfig:
     conductor_url: str | None = None  # OpenAI-compatible Conductor endpoint (None: local)
     conductor_model: str | None = None
     conductor_api_key: str | None = None
+    # origins whose pages may call /offer, /whip, /sessions/* and load /mavid-client.js
+    # (["*"]: any; []: same origin only). Bearer tokens, not cookies, protect the endpoints.
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
     def session_config(self) -> SessionConfig:
         return SessionConfig(
@@ -125,6 +131,12 @@ async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+async def _client_module(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(
+        STATIC_DIR / "mavid-client.js", headers={"Content-Type": "text/javascript"}
+    )
+
+
 def build_app(cfg: ServerConfig, model: Any) -> web.Application:
     """The aiohttp application over `model` (anything with `.conductor` and `.creator`)."""
     spec = model.creator.spec
@@ -151,12 +163,26 @@ def build_app(cfg: ServerConfig, model: Any) -> web.Application:
         state.executor.shutdown(wait=False, cancel_futures=True)
         state.vad_executor.shutdown(wait=False, cancel_futures=True)
 
+    async def end_sessions(app: web.Application) -> None:
+        # before the server waits for open requests: ends the event streams (SSE) with them
+        await state.registry.close_all()
+
     app.cleanup_ctx.append(lifetime)
+    app.on_shutdown.append(end_sessions)
+    install_cors(app, cfg.cors_origins)
     app.router.add_get("/", _index)
     app.router.add_static("/static", STATIC_DIR)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/mavid-client.js", _client_module)
+    app.router.add_route("OPTIONS", "/mavid-client.js", preflight)
     app.router.add_post("/offer", handle_offer)
+    app.router.add_route("OPTIONS", "/offer", preflight)
+    for action, handler in (("say", handle_say), ("interrupt", handle_interrupt)):
+        app.router.add_post(f"/sessions/{{session_id}}/{action}", handler)
+        app.router.add_route("OPTIONS", f"/sessions/{{session_id}}/{action}", preflight)
+    app.router.add_get("/sessions/{session_id}/events", handle_events)
+    app.router.add_route("OPTIONS", "/sessions/{session_id}/events", preflight)
     app.router.add_post("/whip", handle_whip_post)
     app.router.add_route("OPTIONS", "/whip", handle_options)
     resource = app.router.add_resource("/whip/{session_id}", name="whip_resource")

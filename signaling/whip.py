@@ -1,5 +1,5 @@
 """WHIP (RFC 9725): `POST /whip` with an SDP offer creates a session resource,
-`DELETE /whip/{id}` ends it, `OPTIONS` answers CORS preflights."""
+`DELETE /whip/{id}` ends it, `OPTIONS` answers CORS preflights (CORS headers: `signaling.cors`)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ from signaling.limits import check_token, read_body, service_unavailable
 from signaling.peers import BadOffer, start_session
 from signaling.registry import Full
 from signaling.state import STATE
-
-CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type",
-    "Access-Control-Expose-Headers": "Location",
-}
 
 
 async def handle_whip_post(request: web.Request) -> web.Response:
@@ -35,7 +28,7 @@ async def handle_whip_post(request: web.Request) -> web.Response:
         status=201,
         text=answer,
         content_type="application/sdp",
-        headers={"Location": location, **CORS},
+        headers={"Location": location},
     )
 
 
@@ -44,8 +37,8 @@ async def handle_whip_delete(request: web.Request) -> web.Response:
     check_token(request, state.config.token)
     if not await state.registry.end(request.match_info["session_id"]):
         raise web.HTTPNotFound(text="no such session")
-    return web.Response(status=200, headers=CORS)
+    return web.Response(status=200)
 
 
 async def handle_options(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers={**CORS, "Accept-Post": "application/sdp"})
+    return web.Response(status=204, headers={"Accept-Post": "application/sdp"})

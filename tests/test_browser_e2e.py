@@ -47,28 +47,9 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
     from playwright.async_api import async_playwright
 
     wav = question_wav(tmp_path / "question.wav")
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-        "--allow-loopback-in-peer-connection",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
     async with running_server(loopback_config(), avatar_model) as (url, _app):
         async with async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                str(tmp_path / "profile"),
-                executable_path=executable,
-                headless=True,
-                args=args,
-                ignore_default_args=["--mute-audio"],
-            )
+            context = await launch(pw, executable, tmp_path, wav)
             try:
                 page = await context.new_page()
                 await page.goto(url + "?autostart=1")
@@ -85,6 +66,9 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                 states = await page.evaluate("window.mavid.states")
                 assert states[:3] == ["connecting", "listening", "thinking"]
                 assert await page.evaluate("window.mavid.error") is None
+                # the page talks through mavid-client.js
+                kind = await page.evaluate("window.mavid.session.constructor.name")
+                assert kind == "MavidSession"
                 assert await page.locator("#directives").inner_text() != ""
                 # typing instead of talking: the text box sends a typed turn
                 await page.fill("#text", "hello from the keyboard")
@@ -98,3 +82,85 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                 assert (await page.evaluate("window.mavid.states")).pop() == "ended"
             finally:
                 await context.close()
+
+
+async def launch(pw, executable: str, tmp_path: Path, wav: Path | None = None):
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        "--allow-loopback-in-peer-connection",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    if wav is not None:
+        args.append(f"--use-file-for-fake-audio-capture={wav}")
+    return await pw.chromium.launch_persistent_context(
+        str(tmp_path / "profile"),
+        executable_path=executable,
+        headless=True,
+        args=args,
+        ignore_default_args=["--mute-audio"],
+    )
+
+
+async def test_page_on_another_origin_embeds_the_avatar(tone_model, tmp_path) -> None:
+    """examples/embed.html served from a second origin loads mavid-client.js and calls the
+    avatar through CORS; a third origin, not allowed, is refused."""
+    executable = chromium_or_fail()
+    from aiohttp import web
+    from playwright.async_api import async_playwright
+
+    pages = web.Application()
+    pages.router.add_static("/", Path(__file__).parent.parent / "examples")
+    runner = web.AppRunner(pages, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        allowed = f"http://127.0.0.1:{port}"
+        cfg = loopback_config(cors_origins=[allowed])
+        async with running_server(cfg, tone_model) as (url, _app):
+            async with async_playwright() as pw:
+                context = await launch(pw, executable, tmp_path)
+                try:
+                    page = await context.new_page()
+                    await page.goto(f"{allowed}/embed.html?media=0&server={url}")
+                    await page.wait_for_function(
+                        "window.embed && (window.embed.session || window.embed.error)",
+                        timeout=20_000,
+                    )
+                    assert await page.evaluate("window.embed.error") is None
+                    await page.wait_for_function(
+                        "window.embed.session.channel.readyState === 'open'", timeout=10_000
+                    )
+                    await page.fill("#text", "hello from another origin")
+                    await page.click("#say button")
+                    await page.wait_for_function(
+                        "window.embed.states.includes('speaking')", timeout=20_000
+                    )
+                    await page.wait_for_function(
+                        "window.embed.session.stats().then(s => s.framesDecoded > 10 "
+                        "&& s.totalAudioEnergy > 0)",
+                        timeout=20_000,
+                        polling=250,
+                    )
+                    assert tone_model.conductor.turns[0].text == "hello from another origin"
+                    # same page, an origin the server does not allow: refused by the browser
+                    other = await context.new_page()
+                    await other.goto(f"http://localhost:{port}/embed.html?media=0&server={url}")
+                    await other.wait_for_function(
+                        "window.embed && (window.embed.session || window.embed.error)",
+                        timeout=20_000,
+                    )
+                    assert await other.evaluate("window.embed.session") is None
+                    assert await other.evaluate("window.embed.error") is not None
+                finally:
+                    await context.close()
+    finally:
+        await runner.cleanup()

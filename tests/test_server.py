@@ -18,7 +18,10 @@ async def test_page_health_and_static(tone_model) -> None:
                 page = await r.text()
                 assert r.status == 200 and "client.js" in page and 'id="avatar"' in page
             async with http.get(url + "static/client.js") as r:
-                assert r.status == 200 and 'createDataChannel("events")' in await r.text()
+                assert r.status == 200 and 'from "/mavid-client.js"' in await r.text()
+            async with http.get(url + "mavid-client.js") as r:
+                assert r.status == 200 and r.content_type == "text/javascript"
+                assert "export async function connect(" in await r.text()
             async with http.get(url + "healthz") as r:
                 assert await r.json() == {"status": "ok", "sessions": 0, "max_sessions": 4}
             async with http.get(url + "nope") as r:

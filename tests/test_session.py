@@ -6,7 +6,10 @@ import asyncio
 import logging
 
 import numpy as np
+import pytest
 from conftest import ScriptedConductor, ToneCreator, speech_16k
+
+from agent.session import SessionEnding
 
 
 async def test_spoken_turn_is_answered_with_ordered_states(harness_factory) -> None:
@@ -117,3 +120,39 @@ async def test_text_typed_while_talking_then_speech_ends(harness_factory) -> Non
         assert h.session.error is None and not h.run_task.done()
         assert h.session.turns == 2
         assert h.conductor.turns[-1].audio is not None  # the last answer was to the speech
+
+
+async def test_say_cuts_an_answer_and_speaks_the_given_directives(harness_factory) -> None:
+    long_reply = ScriptedConductor(reply=" ".join(["word"] * 40))
+    async with harness_factory(conductor=long_reply) as h:
+        listener = h.session.events.subscribe()
+        h.type_text("tell me everything")
+        await h.wait_state("speaking")
+        turn = h.session.say("Here is what I was told to say.", "point left")
+        assert turn == 2
+        _, cut = await h.wait_for(lambda e: e["type"] == "barge_in")
+        assert cut["reason"] == "say" and cut["turn"] == 1
+        _, said = await h.wait_for(lambda e: e["type"] == "directive" and e["turn"] == 2)
+        assert said == {
+            "type": "directive",
+            "speech": "Here is what I was told to say.",
+            "motion": "point left",
+            "turn": 2,
+        }
+        n = len(h.events)
+        await h.wait_state("speaking", after=n - 3)
+        await h.wait_for(lambda e: e["type"] == "clip" and e["turn"] == 2)
+        assert len(long_reply.turns) == 1  # the Conductor never saw the said turn
+        report = h.session.interrupt()
+        assert report is not None and report.reason == "interrupt" and report.turn == 2
+        await h.wait_state("listening", after=n)
+        assert h.session.interrupt() is None
+        for bad in ("", "  ", 7):
+            with pytest.raises(ValueError):
+                h.session.say(bad)  # type: ignore[arg-type]
+        assert h.session.turns == 2  # bad input lost nothing and started nothing
+    # the in-process listener saw what the transport saw, and its stream ended
+    seen = [e async for e in listener]
+    assert seen == h.events[1:]  # all but the first state, sent before it subscribed
+    with pytest.raises(SessionEnding):
+        h.session.say("too late")

@@ -75,7 +75,7 @@ def _row(
     rng = np.random.default_rng(0)
     model = load_mouth_regressor()
     refs, hyps = [], {k: [] for k in asr}
-    offsets, confs, sub_f, sub_c, dyn, mot, timb = [], [], [], [], [], [], []
+    offsets, confs, sub_f, sub_c, dyn, mot, timb, timb_worst = ([] for _ in range(8))
     preds, intents, props, motions = [], [], [], []
     for n, s in enumerate(samples):
         frames, audio, speech = s.frames, s.audio, s.speech_audio
@@ -91,6 +91,11 @@ def _row(
             half = max(1, len(clips) // 2)
             clips = clips[:half] + [oc[min(i, len(oc) - 1)] for i in range(half, len(clips))]
             frames = np.concatenate([c[0] for c in clips])
+            audio = np.concatenate([c[1] for c in clips])  # each clip stays in sync with itself
+        if variant in ("noise audio", "shifted audio +5"):  # the clips hear the broken audio
+            spf = s.sample_rate // s.fps
+            clips = [(f, audio[c.start_frame * spf : (c.start_frame + c.num_frames) * spf])
+                     for (f, _), c in zip(clips, s.clips, strict=True)]  # fmt: skip
         refs.append(s.answer.speech)
         for k, r in asr.items():
             hyps[k].append(r.transcribe(speech, s.sample_rate))
@@ -108,7 +113,9 @@ def _row(
         dyn.append(dd.degree)
         mot.append(dd.motion)
         try:
-            timb.append(timbre.consistency([c[1] for c in clips], s.sample_rate).consistency)
+            tr = timbre.consistency([c[1] for c in clips], s.sample_rate)
+            timb.append(tr.consistency)
+            timb_worst.append(tr.worst)
         except ValueError:  # fewer than two clips with speech
             pass
         preds.append(s.directive)
@@ -131,6 +138,8 @@ def _row(
         "dynamic_degree": _mean(dyn),
         "motion_magnitude": _mean(mot),
         "timbre_consistency": _mean(timb),
+        "timbre_worst_clip": _mean(timb_worst),
+        "timbre_answers_scored": len(timb),
         "conductor_intent_accuracy": cs.intent_accuracy,
         "conductor_answer_accuracy": cs.answer_accuracy,
         "conductor_format_validity": cs.format_validity,
@@ -148,6 +157,7 @@ _COLUMNS = [
     ("subject_consistency_clips", "subject cons. clips ↑"),
     ("dynamic_degree", "dynamic degree"),
     ("timbre_consistency", "timbre cons. ↑"),
+    ("timbre_worst_clip", "timbre worst clip ↑"),
     ("conductor_intent_accuracy", "intent acc. ↑"),
     ("conductor_format_validity", "format valid ↑"),
 ]
