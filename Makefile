@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,livekit,train]'
+	@# resemblyzer pulls the old `webrtcvad`, whose module imports pkg_resources (gone from
+	@# current setuptools); webrtcvad-wheels ships the same module without it: make it win.
+	$(PY) -m pip install -q --force-reinstall --no-deps 'webrtcvad-wheels>=2.0.14'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -213,6 +213,40 @@ class DataCommand(Command):
         build_world(_dataclass_from(WorldConfig, self))
 
 
+class EvalCommand(Command):
+    """Run the evaluation meters on the synthetic world's test split."""
+
+    toml_table: ClassVar[str] = "eval"
+
+    reference: bool = Field(
+        False,
+        description="Score the world's own ground truth (the reference row) with control rows.",
+    )
+    world: Path = Field(
+        Path("data/world"), description="A built world (a small one is built here if missing)."
+    )
+    out: Path = Field(Path("eval"), description="Where the JSON, Markdown table and PNG go.")
+    split: Literal["train", "val", "test"] = Field("test", description="Split to score.")
+    max_samples: int = Field(40, ge=1, description="Answers to score.")
+    build_samples: int = Field(60, ge=1, description="Size of the world built if none exists.")
+    seed: int = Field(0, description="Seed of a world built here.")
+    controls: bool = Field(
+        True, description="Also score broken copies (noise, shifted audio, swapped face/voice)."
+    )
+
+    def cli_cmd(self) -> None:
+        from mavid.eval.report import EvalConfig, reference_main
+
+        if not self.reference:
+            raise ConfigError(
+                "only `eval --reference` is available yet: scoring a trained model comes "
+                "with mavid-tiny's training"
+            )
+        code = reference_main(_dataclass_from(EvalConfig, self))
+        if code:
+            raise SystemExit(code)
+
+
 class Root(BaseSettings):
     """mavid-agent: a realtime, full-duplex audio-visual avatar agent (MAViD).
 
@@ -225,6 +259,7 @@ class Root(BaseSettings):
     serve: CliSubCommand[ServeCommand]
     render: CliSubCommand[RenderCommand]
     data: CliSubCommand[DataCommand]
+    eval: CliSubCommand[EvalCommand]
 
     def cli_cmd(self) -> None:
         CliApp.run_subcommand(self)
@@ -234,6 +269,7 @@ COMMANDS: dict[str, type[Command]] = {
     "serve": ServeCommand,
     "render": RenderCommand,
     "data": DataCommand,
+    "eval": EvalCommand,
 }
 
 
