@@ -213,6 +213,44 @@ class DataCommand(Command):
         build_world(_dataclass_from(WorldConfig, self))
 
 
+class TrainCommand(Command):
+    """Train one stage of mavid-tiny on a built world (resumable; deterministic on CPU).
+
+    Stages chain through --init: codecs -> creator-audio -> creator-joint; conductor stands alone.
+    """
+
+    toml_table: ClassVar[str] = "train"
+
+    stage: Literal["codecs", "conductor", "creator-audio", "creator-joint"] = Field(
+        description="Training stage: the codecs, or one of the paper's three stages."
+    )
+    data: Path = Field(Path("data/world"), description="A built world (run_agent.py data).")
+    out: Path = Field(description="Run folder: checkpoints/, log.jsonl, loss.png, model/.")
+    steps: int = Field(1000, ge=1, description="Optimizer steps in all.")
+    batch_size: int = Field(8, ge=1, description="Samples per step.")
+    lr: float = Field(3e-4, gt=0, description="Peak learning rate (warmup, then cosine).")
+    seed: int = Field(0, description="Seed: the same seed and world give the same weights.")
+    threads: int = Field(2, ge=1, description="torch intra-op threads.")
+    resume: bool = Field(True, description="Continue from the run folder's latest checkpoint.")
+    init: Path | None = Field(
+        None, description="Creator stages: the previous stage's model/ directory."
+    )
+    preset: str = Field("tiny", description="Model preset of the codecs stage (tiny, paper).")
+    max_samples: int | None = Field(None, ge=1, description="Use only the first N samples.")
+    val_samples: int = Field(32, ge=0, description="Held-out samples scored at checkpoints.")
+    checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints.")
+    stop_after: int | None = Field(
+        None, ge=1, description="End this run at this step (resume later with the same command)."
+    )
+
+    def cli_cmd(self) -> None:
+        from mavid.train import TrainConfig, train_main
+
+        result = train_main(_dataclass_from(TrainConfig, self))
+        where = f", model in {result.model}" if result.model else " (stopped; rerun to resume)"
+        print(f"{result.stage}: step {result.step}{where}")
+
+
 class EvalCommand(Command):
     """Run the evaluation meters on the synthetic world's test split."""
 
@@ -259,6 +297,7 @@ class Root(BaseSettings):
     serve: CliSubCommand[ServeCommand]
     render: CliSubCommand[RenderCommand]
     data: CliSubCommand[DataCommand]
+    train: CliSubCommand[TrainCommand]
     eval: CliSubCommand[EvalCommand]
 
     def cli_cmd(self) -> None:
@@ -269,6 +308,7 @@ COMMANDS: dict[str, type[Command]] = {
     "serve": ServeCommand,
     "render": RenderCommand,
     "data": DataCommand,
+    "train": TrainCommand,
     "eval": EvalCommand,
 }
 
