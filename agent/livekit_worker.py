@@ -41,8 +41,9 @@ logger = logging.getLogger(__name__)
 # CPU cores one live session keeps busy (VAD, Conductor, Creator clips faster than real
 # time, media pacing) with the embedded mavid-tiny preset. Take it from the per-session
 # cost that `benchmarks/sessions.py` prints (sessions it can hold at RTF > 1 on N cores:
-# cores / sessions); 1.0 is the planning figure until that benchmark has been run on the
-# machine class the workers use. Workers can override it (`session_cores`).
+# cores / sessions). Measured on the 2-core development machine: 2 sessions held with no
+# stall, 3 stalled, so 1.0 core per session. Re-measure on the machine class the workers
+# use; workers can override it (`session_cores`).
 SESSION_CORES = 1.0
 # load_fnc reports the share of this worker's session slots in use; the worker stops
 # taking rooms when every slot is full (livekit-agents: available while load < threshold).
