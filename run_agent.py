@@ -416,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a command that failed: say why in one line; details at DEBUG
+        log.debug("%s failed", command or "command", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        if not log.isEnabledFor(logging.DEBUG):
+            print("(run with --log-level DEBUG for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -146,6 +146,7 @@ async def run_answer(
     reader = asyncio.create_task(read_directives())
     made: list[MadeClip] = []
     spec = stream.spec
+    get: asyncio.Future | None = None
     try:
         while len(made) < config.max_clips:
             get = asyncio.ensure_future(prompts.get())
@@ -175,8 +176,11 @@ async def run_answer(
         return made
     finally:
         cancel.cancel()  # stops the Conductor if the answer ended early (cap, error, cancel)
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        # a cut answer leaves its pending prompts.get(): cancelled here, not left to the GC
+        pending = [t for t in (reader, get) if t is not None]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         conductor_job.cancel()  # only detaches: the thread exits at its next token
 
 

@@ -141,6 +141,11 @@ class AiortcTransport:
         except (ValueError, UnicodeDecodeError):
             self.send_event({"type": "error", "message": "message is not JSON"})
             return
+        except RecursionError:
+            # deep nesting fits in 16 KB; raised from this handler it would end aiortc's
+            # DTLS receive loop, and with it the whole peer connection
+            self.send_event({"type": "error", "message": "message is nested too deeply"})
+            return
         if not isinstance(parsed, dict):
             self.send_event({"type": "error", "message": "message must be a JSON object"})
             return

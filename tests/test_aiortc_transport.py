@@ -68,3 +68,23 @@ async def test_events_before_the_channel_opens_are_kept_bounded() -> None:
     assert len(transport._backlog) == 32
     assert '"i":99' in transport._backlog[-1]
     await transport.close()
+
+
+async def test_deeply_nested_message_is_refused_and_the_peer_stays(tone_model) -> None:
+    from conftest import loopback_config, running_server
+
+    from realtime.contrib.client import LoopbackPeer
+
+    async with running_server(loopback_config(), tone_model) as (url, _app):
+        peer = LoopbackPeer(send_video=False)
+        try:
+            await peer.connect(url)
+            await peer.wait_channel_open()
+            await peer.wait_event(lambda e: e["type"] == "state")
+            # 16 KB of brackets: small, but deeper than json's recursion limit
+            peer.channel.send("[" * 8000 + "]" * 8000)
+            await peer.wait_event(lambda e: e["type"] == "error" and "nested" in e["message"])
+            peer.send({"type": "text", "text": "still here?"})
+            await peer.wait_event(lambda e: e["type"] == "transcript", within=10)
+        finally:
+            await peer.close()

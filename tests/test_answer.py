@@ -87,3 +87,15 @@ async def test_clip_cap_and_gate() -> None:
 async def test_conductor_error_propagates() -> None:
     with pytest.raises(ConductorError, match="down"):
         await answer(ToneCreator(), ScriptedConductor(error=ConductorError("down")))
+
+
+async def test_a_cut_answer_leaves_no_task_behind() -> None:
+    # the Conductor is slow, so the answer is waiting for its next prompt when it is cut
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(answer(ToneCreator(), ScriptedConductor(token_s=0.2)))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0)
+    leftover = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+    assert leftover == []

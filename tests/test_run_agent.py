@@ -101,3 +101,17 @@ def test_livekit_reports_a_bad_agent_setting(monkeypatch, capsys):
     monkeypatch.setenv("MAVID_MAX_SESSIONS", "many")
     assert run_agent.main(["livekit", "start"]) == 2
     assert "MAVID_MAX_SESSIONS" in capsys.readouterr().err
+
+
+def test_a_failing_command_says_why_in_one_line(tmp_path):
+    bad = tmp_path / "face.png"
+    bad.write_text("not an image")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run_agent.py"), "serve", "--ref-image", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "error: cannot read reference image" in proc.stderr
+    assert "Traceback" not in proc.stderr
