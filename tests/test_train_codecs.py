@@ -1,42 +1,28 @@
 """Training the tiny codecs (audio tokenizer + video VAE) on a built world."""
 
-import dataclasses
-
 import pytest
 import torch
+from micro_world import PRESET, micro_world, one_torch_thread
 from safetensors.torch import load_file
 
 from mavid.checkpoint import load_checkpoint
 from mavid.config import MICRO
 from mavid.creator.model import CreatorModel
-from mavid.data.build import WorldConfig, build_world
 from mavid.train import TrainConfig, train_main
 from mavid.train.codecs import CodecsTask, media_tracks
 from mavid.train.data import iter_samples
 from mavid.train.loop import read_log
 
-# MICRO's sizes at 48 px: the world's face renderer needs more than MICRO's 32 px.
-PRESET = dataclasses.replace(
-    MICRO, name="micro48", media=dataclasses.replace(MICRO.media, height=48, width=48)
-)
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    build_world(
-        WorldConfig(root, seed=5, samples=4, workers=0, shard_size=4, spec=PRESET.media,
-                    progress=False)
-    )  # fmt: skip
-    return root
+    return micro_world(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 def task(world, seed=0):

@@ -1,15 +1,12 @@
 """Stage 1: the Conductor (tiny Thinker) trained on the world's turns and directives."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
+from micro_world import PRESET, micro_world, one_torch_thread
 from safetensors.torch import load_file
 
 from mavid.conductor.thinker import ThinkerConductor
-from mavid.config import MICRO
-from mavid.data.build import WorldConfig, build_world
 from mavid.data.dialogue import USER_SAMPLE_RATE
 from mavid.train import TrainConfig, train_main
 from mavid.train.data import iter_samples
@@ -17,24 +14,18 @@ from mavid.train.evaluate import conductor_score
 from mavid.train.loop import read_log
 from mavid.train.stage1 import ConductorTask, examples_of
 
-SPEC = dataclasses.replace(MICRO.media, height=48, width=48)
+SPEC = PRESET.media
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    build_world(
-        WorldConfig(root, seed=5, samples=4, workers=0, shard_size=4, spec=SPEC, progress=False)
-    )
-    return root
+    return micro_world(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 def test_examples_are_the_turn_as_realtime_hands_it_and_the_directive(world):

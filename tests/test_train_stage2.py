@@ -1,33 +1,22 @@
 """Stage 2: the Creator's AR audio decoder trained on the world's clip pairs (L_AR)."""
 
-import dataclasses
-
 import pytest
 import torch
+from micro_world import PRESET, micro_world, one_torch_thread
 from safetensors.torch import load_file
 
 from mavid.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mavid.config import MICRO
 from mavid.creator.model import CreatorModel
-from mavid.data.build import WorldConfig, build_world
 from mavid.train import TrainConfig, train_main
 from mavid.train.data import iter_samples
 from mavid.train.stage2 import CreatorAudioTask
 
-PRESET = dataclasses.replace(
-    MICRO, name="micro48", media=dataclasses.replace(MICRO.media, height=48, width=48)
-)
 FIRST, CLIP = PRESET.media.first_clip_frames, PRESET.media.clip_frames
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    build_world(
-        WorldConfig(root, seed=5, samples=4, workers=0, shard_size=4, spec=PRESET.media,
-                    progress=False)
-    )  # fmt: skip
-    return root
+    return micro_world(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +27,8 @@ def init(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 def test_clip_pairs_follow_the_answers_clips(world, init):
