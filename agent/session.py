@@ -20,7 +20,7 @@ from agent.answer import AnswerConfig, AnswerObserver, MadeClip, run_answer
 from agent.events import EventFeed
 from agent.metrics import AgentMetrics
 from agent.state import SessionState, check_transition
-from agent.turns import TurnConfig, parse_text_message
+from agent.turns import TurnConfig, is_unicode, parse_text_message
 from mavid.interfaces import CancelToken, Conductor, CreatorStream, DirectiveDelta, UserTurn
 from realtime.playout import PlayoutBuffer
 from realtime.transport import Transport
@@ -309,6 +309,8 @@ class Session:
             raise ValueError("speech must be a non-empty string")
         if motion is not None and not isinstance(motion, str):
             raise ValueError("motion must be a string or null")
+        if not is_unicode(speech) or not is_unicode(motion or ""):
+            raise ValueError("speech and motion must be valid Unicode")
         limit = self.config.turns.max_text_chars
         if len(speech) > limit or len(motion or "") > limit:
             raise ValueError(f"speech and motion must be at most {limit} characters")

@@ -25,6 +25,18 @@ def parse_text_message(
     text = text.strip()
     if not text:
         return None, "text is empty"
+    if not is_unicode(text):
+        return None, "text is not valid Unicode"
     if len(text) > config.max_text_chars:
         return None, f"text longer than {config.max_text_chars} characters"
     return text, None
+
+
+def is_unicode(text: str) -> bool:
+    """False for a str that is not valid Unicode: JSON's "\\ud800" decodes to a lone
+    surrogate, which the tokenizer and espeak-ng raise on (a model error, fatal to the session)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -35,6 +35,9 @@ MAX_BUFFERED_BYTES = 1 << 20  # events are dropped rather than queued without bo
 _AUDIO_QUEUE = 250  # 5 s of 20-ms chunks; if the session lags further, the oldest go
 _VIDEO_QUEUE = 4
 _BACKLOG = 32
+# A peer that never completes ICE (it posted an offer and went) would otherwise hold its
+# session slot for good: aioice's answering side keeps checking and never fails.
+CONNECT_TIMEOUT_S = 20.0
 
 
 @contextlib.contextmanager
@@ -80,7 +83,13 @@ class AiortcTransport:
     channel), then call `attach_outbound()` before `createAnswer`.
     """
 
-    def __init__(self, pc: RTCPeerConnection, playout: PlayoutBuffer) -> None:
+    def __init__(
+        self,
+        pc: RTCPeerConnection,
+        playout: PlayoutBuffer,
+        *,
+        connect_timeout_s: float | None = CONNECT_TIMEOUT_S,
+    ) -> None:
         self.pc = pc
         self.playout = playout
         self.audio_track = ClockedAudioTrack(playout)
@@ -97,6 +106,11 @@ class AiortcTransport:
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_datachannel)
         pc.on("connectionstatechange", self._on_state)
+        self._connect_deadline: asyncio.TimerHandle | None = None
+        if connect_timeout_s is not None:
+            self._connect_deadline = asyncio.get_running_loop().call_later(
+                connect_timeout_s, self._not_connected_in_time, connect_timeout_s
+            )
 
     # -- wiring ----------------------------------------------------------------------
     def attach_outbound(self) -> None:
@@ -129,8 +143,18 @@ class AiortcTransport:
             self._channel.send(self._backlog.popleft())
 
     def _on_state(self) -> None:
+        if self.pc.connectionState == "connected" and self._connect_deadline is not None:
+            self._connect_deadline.cancel()
+            self._connect_deadline = None
         if self.pc.connectionState in ("failed", "closed"):
             self._mark_closed()
+
+    def _not_connected_in_time(self, timeout_s: float) -> None:
+        self._connect_deadline = None
+        if self.pc.connectionState == "connected" or self._closed.is_set():
+            return
+        logger.warning("peer did not connect within %.1f s: ending its session", timeout_s)
+        self._mark_closed()
 
     def _on_message(self, message: str | bytes) -> None:
         if len(message) > MAX_MESSAGE_BYTES:
@@ -231,6 +255,9 @@ class AiortcTransport:
             await self._closed.wait()
             return
         self._closing = True
+        if self._connect_deadline is not None:
+            self._connect_deadline.cancel()
+            self._connect_deadline = None
         self.audio_track.stop()
         self.video_track.stop()
         try:

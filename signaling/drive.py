@@ -34,7 +34,7 @@ def parse_say(text: str) -> tuple[str, str | None]:
     """(speech, motion) of a `{"speech": ..., "motion": ...}` body; 400 otherwise."""
     try:
         data: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # 64 KB of brackets nest past json's limit
         raise web.HTTPBadRequest(text="body is not valid JSON") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")

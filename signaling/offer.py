@@ -19,7 +19,7 @@ def parse_offer(text: str) -> str:
     """The SDP of a `{"sdp": ..., "type": "offer"}` body; 400 otherwise."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # 64 KB of brackets nest past json's limit
         raise web.HTTPBadRequest(text="body is not valid JSON") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")

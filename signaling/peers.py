@@ -43,7 +43,8 @@ async def start_session(state: AppState, sdp: str) -> tuple[Session, str]:
         playout = PlayoutBuffer(
             MediaClock(), stream.reference_frame(), PlayoutConfig(fps=stream.spec.fps)
         )
-        transport = AiortcTransport(pc, playout)  # before the offer: it hears the peer's tracks
+        # before the offer: it hears the peer's tracks
+        transport = AiortcTransport(pc, playout, connect_timeout_s=cfg.connect_timeout_s)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc's parser raises many kinds on bad SDP

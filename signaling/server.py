@@ -57,6 +57,9 @@ class ServerConfig:
     ice_host_addresses: list[str] = field(default_factory=list)
     ice_servers: list[str] = field(default_factory=list)  # STUN/TURN URLs; none by default
     max_body_bytes: int = 64 * 1024  # bigger /offer and /whip bodies get 413
+    # a peer whose ICE has not connected this long after its offer is dropped (its slot
+    # freed): an offer posted by a client that then vanished would hold the slot for good
+    connect_timeout_s: float = 20.0
     seed: int | None = None  # Creator stream seed (None: random per session)
     # session options
     vad_threshold: float = 0.5

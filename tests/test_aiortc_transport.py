@@ -88,3 +88,38 @@ async def test_deeply_nested_message_is_refused_and_the_peer_stays(tone_model) -
             await peer.wait_event(lambda e: e["type"] == "transcript", within=10)
         finally:
             await peer.close()
+
+
+async def test_a_peer_that_never_connects_frees_its_slot(tone_model) -> None:
+    import asyncio
+
+    import aiohttp
+    from conftest import loopback_config, running_server
+
+    from realtime.contrib.client import LoopbackPeer
+    from signaling.state import STATE
+
+    async with running_server(loopback_config(connect_timeout_s=1.0), tone_model) as (url, app):
+        registry = app[STATE].registry
+        connected = LoopbackPeer(send_video=False)
+        gone = LoopbackPeer(send_video=False)
+        try:
+            await connected.connect(url)
+            await connected.wait_channel_open()
+            # posts its offer, never applies the answer: ICE never completes
+            await gone.pc.setLocalDescription(await gone.pc.createOffer())
+            offer = {"sdp": gone.pc.localDescription.sdp, "type": "offer"}
+            async with aiohttp.ClientSession() as http:
+                async with http.post(url + "offer", json=offer) as response:
+                    assert response.status == 200
+            await gone.close()
+            assert len(registry) == 2
+            for _ in range(100):
+                if len(registry) == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(registry) == 1  # the vanished one went; the connected one stays
+            assert registry.get(connected.session_id) is not None
+            assert app[STATE].metrics.registry.get_sample_value("mavid_sessions_active") == 1
+        finally:
+            await connected.close()

@@ -84,7 +84,9 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                 await context.close()
 
 
-async def launch(pw, executable: str, tmp_path: Path, wav: Path | None = None):
+async def launch(
+    pw, executable: str, tmp_path: Path, wav: Path | None = None, *, allow_media: bool = True
+):
     args = [
         "--no-sandbox",
         "--disable-gpu",
@@ -93,10 +95,11 @@ async def launch(pw, executable: str, tmp_path: Path, wav: Path | None = None):
         "--disable-component-update",
         "--disable-sync",
         "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
         "--allow-loopback-in-peer-connection",
         "--autoplay-policy=no-user-gesture-required",
     ]
+    # the fake UI grants mic/camera; without it the prompt is denied, as a user would
+    args.append("--use-fake-ui-for-media-stream" if allow_media else "--deny-permission-prompts")
     if wav is not None:
         args.append(f"--use-file-for-fake-audio-capture={wav}")
     return await pw.chromium.launch_persistent_context(
@@ -106,6 +109,48 @@ async def launch(pw, executable: str, tmp_path: Path, wav: Path | None = None):
         args=args,
         ignore_default_args=["--mute-audio"],
     )
+
+
+async def test_denied_media_and_a_dropped_connection_are_shown(tone_model, tmp_path) -> None:
+    """Permission denied: the page says so, connects receive-only and takes typed turns (no
+    Mute: there is no mic). The server going away: a clear message, Start enabled again."""
+    executable = chromium_or_fail()
+    from playwright.async_api import async_playwright
+
+    disabled = (
+        "() => Object.fromEntries(['start', 'mute', 'hangup', 'text', 'send']"
+        ".map((id) => [id, document.getElementById(id).disabled]))"
+    )
+    async with async_playwright() as pw:
+        context = await launch(pw, executable, tmp_path, allow_media=False)
+        try:
+            page = await context.new_page()
+            async with running_server(loopback_config(), tone_model) as (url, _app):
+                await page.goto(url + "?autostart=1")
+                await page.wait_for_function(
+                    "window.mavid.states.includes('listening')", timeout=20_000
+                )
+                await page.wait_for_function("!document.getElementById('send').disabled")
+                assert "permission was denied" in await page.text_content("#message")
+                assert await page.evaluate(disabled) == {
+                    "start": True, "mute": True, "hangup": False, "text": False, "send": False
+                }  # fmt: skip
+                await page.fill("#text", "can you hear me typing")
+                await page.click("#send")
+                await page.wait_for_function(
+                    "window.mavid.states.includes('speaking')", timeout=20_000
+                )
+            # the server stopped mid-session
+            await page.wait_for_function(
+                "document.getElementById('state').textContent === 'disconnected'",
+                timeout=30_000,
+            )
+            assert "connection dropped" in await page.text_content("#message")
+            assert await page.evaluate(disabled) == {
+                "start": False, "mute": True, "hangup": True, "text": True, "send": True
+            }  # fmt: skip
+        finally:
+            await context.close()
 
 
 async def test_page_on_another_origin_embeds_the_avatar(tone_model, tmp_path) -> None:

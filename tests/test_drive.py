@@ -133,6 +133,9 @@ async def test_drive_example_script(tone_model, capsys) -> None:
         (b'{"speech": "hi", "motion": 1}', {"Content-Type": "application/json"}, 400, "motion"),
         (b'{"speech": "hi", "volume": 11}', {"Content-Type": "application/json"}, 400, "volume"),
         (b'{"speech": "' + b"x" * 3000 + b'"}', {"Content-Type": "application/json"}, 400, "2000"),
+        # nested past json's recursion limit, yet under the 64 KB body limit
+        (b"[" * 30_000 + b"]" * 30_000, {"Content-Type": "application/json"}, 400, "not valid"),
+        (b'{"speech": "hi \\ud800"}', {"Content-Type": "application/json"}, 400, "Unicode"),
         (b'{"speech": "hi"}', {"Content-Type": "text/plain"}, 415, "application/json"),
         (b'{"speech": "' + b"x" * 70_000 + b'"}', {"Content-Type": "application/json"}, 413, ""),
     ],

@@ -40,6 +40,7 @@ def assert_clean(app) -> None:
         ("offer", '{"type": "offer", "sdp": 5}', GOOD, 400),
         ("offer", '{"type": "offer", "sdp": "garbage"}', GOOD, 400),
         ("offer", b"\xff\xfe\x00", GOOD, 400),
+        ("offer", "[" * 30_000 + "]" * 30_000, GOOD, 400),  # past json's recursion limit
         ("offer", "", GOOD, 400),
         ("whip", "v=0", {"Authorization": "Bearer tok", "Content-Type": "application/json"}, 415),
         ("whip", "v=0", {"Content-Type": "application/sdp"}, 401),

@@ -16,6 +16,8 @@ from agent.turns import TurnConfig, parse_text_message
         ({"type": "audio"}, None, "unknown message type 'audio'"),
         ({}, None, "unknown message type 'None'"),
         ({"type": "text", "text": "x" * 11}, None, "text longer than 10 characters"),
+        # JSON's "\ud800": a str the tokenizer and espeak-ng raise on
+        ({"type": "text", "text": "hi \ud800"}, None, "text is not valid Unicode"),
     ],
 )
 def test_typed_turns(message, text, error) -> None:

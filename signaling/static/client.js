@@ -97,6 +97,8 @@ async function start() {
     controls(false);
   });
   controls(true);
+  // no microphone (permission denied, or none): nothing to mute
+  $("mute").disabled = !(session.localStream && session.localStream.getAudioTracks().length);
 }
 
 $("start").onclick = () => start();
