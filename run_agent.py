@@ -143,6 +143,9 @@ class ServeCommand(Command):
         1.5, gt=0, description="Words in the (shorter) first clip of an answer."
     )
     max_answer_clips: int = Field(60, ge=1, description="Longest answer, in clips.")
+    connect_timeout_s: float = Field(
+        20.0, gt=0, description="End a session whose peer has not connected within this time."
+    )
     cors_origins: list[str] = Field(
         default_factory=lambda: ["*"],
         description='Origins allowed to embed the avatar (CORS); ["*"]: any, []: same origin.',

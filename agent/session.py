@@ -20,7 +20,7 @@ from agent.answer import AnswerConfig, AnswerObserver, MadeClip, run_answer
 from agent.events import EventFeed
 from agent.metrics import AgentMetrics
 from agent.state import SessionState, check_transition
-from agent.turns import TurnConfig, is_unicode, parse_text_message
+from agent.turns import TurnConfig, TurnRate, is_unicode, parse_text_message
 from mavid.interfaces import CancelToken, Conductor, CreatorStream, DirectiveDelta, UserTurn
 from realtime.playout import PlayoutBuffer
 from realtime.transport import Transport
@@ -117,6 +117,7 @@ class Session:
         self.metrics = metrics or AgentMetrics()
         self._vad = vad
         self._ring = VideoRing(self.config.video)
+        self._text_rate = TurnRate(self.config.turns)
         self._video_fps = self.config.video.sample_fps
         self._stream_lock = threading.Lock()
         self.state = SessionState.LISTENING
@@ -198,7 +199,10 @@ class Session:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.playout.flush()
-        await self.transport.close()
+        try:
+            await self.transport.close()
+        except Exception:  # a transport that fails to close must not leave the session counted
+            logger.exception("session=%s event=transport_close_failed", self.id)
         if self._counted:
             self.metrics.sessions_active.dec()
         self._log("session_end", turns=self.turns, barge_ins=len(self.barge_ins))
@@ -255,6 +259,9 @@ class Session:
                 self._emit({"type": "error", "message": error, "fatal": False})
                 continue
             assert text is not None
+            if not self._text_rate.allow(time.monotonic()):
+                self._emit({"type": "error", "message": "too many typed turns", "fatal": False})
+                continue
             self._emit({"type": "transcript", "source": "text", "text": text})
             if self._answer is not None:
                 self.barge_in("text")

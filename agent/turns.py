@@ -10,6 +10,32 @@ from typing import Any
 @dataclass(frozen=True)
 class TurnConfig:
     max_text_chars: int = 2_000  # a typed turn longer than this is refused
+    # typed turns beyond this rate are refused: each one cuts the answer and starts the
+    # Conductor in the worker threads every session shares, so a flood would starve the rest
+    text_burst: int = 5
+    text_per_s: float = 2.0
+
+
+class TurnRate:
+    """A token bucket over typed turns: `text_burst` at once, `text_per_s` sustained."""
+
+    def __init__(self, config: TurnConfig) -> None:
+        self.config = config
+        self._tokens = float(config.text_burst)
+        self._last: float | None = None
+
+    def allow(self, now: float) -> bool:
+        """Take a token at monotonic time `now` if one is left."""
+        if self._last is not None:
+            elapsed = max(0.0, now - self._last)
+            self._tokens = min(
+                self.config.text_burst, self._tokens + elapsed * self.config.text_per_s
+            )
+        self._last = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 def parse_text_message(

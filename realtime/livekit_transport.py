@@ -449,6 +449,11 @@ class LiveKitTransport:
         except (ValueError, UnicodeDecodeError):
             self.send_event({"type": "error", "message": "message is not JSON", "fatal": False})
             return
+        except RecursionError:  # deep nesting fits in a small packet; must not kill the room
+            self.send_event(
+                {"type": "error", "message": "message is nested too deeply", "fatal": False}
+            )
+            return
         if not isinstance(parsed, dict):
             self.send_event(
                 {"type": "error", "message": "message must be a JSON object", "fatal": False}

@@ -123,3 +123,29 @@ async def test_a_peer_that_never_connects_frees_its_slot(tone_model) -> None:
             assert app[STATE].metrics.registry.get_sample_value("mavid_sessions_active") == 1
         finally:
             await connected.close()
+
+
+@pytest.mark.parametrize("codec", ["audio/PCMU", "audio/G722"])
+async def test_speech_over_a_narrowband_codec_starts_a_turn(tone_model, codec) -> None:
+    """8-kHz PCMU and 16-kHz G722 decode at their own rates; the resampler takes either."""
+    from aiortc.rtcrtpsender import RTCRtpSender
+    from conftest import loopback_config, running_server, speech_16k
+
+    from realtime.contrib.client import LoopbackPeer
+
+    async with running_server(loopback_config(), tone_model) as (url, _app):
+        peer = LoopbackPeer(send_video=False)
+        try:
+            for transceiver in peer.pc.getTransceivers():
+                if transceiver.kind == "audio":
+                    codecs = RTCRtpSender.getCapabilities("audio").codecs
+                    transceiver.setCodecPreferences([c for c in codecs if c.mimeType == codec])
+            await peer.connect(url)
+            await peer.wait_channel_open()
+            await peer.wait_event(lambda e: e["type"] == "state")
+            peer.say(np.clip(speech_16k("Hello there, how are you today?") * 4, -1, 1), 16_000)
+            await peer.wait_event(lambda e: e.get("state") == "thinking", within=15)
+            assert codec.split("/")[1] in peer.pc.remoteDescription.sdp
+            assert "opus" not in peer.pc.remoteDescription.sdp.lower()  # negotiated alone
+        finally:
+            await peer.close()

@@ -153,6 +153,33 @@ async def test_denied_media_and_a_dropped_connection_are_shown(tone_model, tmp_p
             await context.close()
 
 
+async def test_a_model_error_that_ends_the_call_is_shown(tmp_path) -> None:
+    """The server's fatal error stays on screen after the call ends, not 'connection dropped'."""
+    executable = chromium_or_fail()
+    from conftest import ToneCreator, ToneModel
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        context = await launch(pw, executable, tmp_path, allow_media=False)
+        try:
+            page = await context.new_page()
+            model = ToneModel(creator=ToneCreator(fail_at=0))
+            async with running_server(loopback_config(), model) as (url, _app):
+                await page.goto(url + "?autostart=1")
+                await page.wait_for_function("!document.getElementById('send').disabled")
+                await page.fill("#text", "break, please")
+                await page.click("#send")
+                await page.wait_for_function(
+                    "document.getElementById('state').textContent === 'disconnected'",
+                    timeout=20_000,
+                )
+                message = await page.text_content("#message")
+                assert "creator exploded" in message and "Press Start" in message
+                assert not await page.is_disabled("#start")
+        finally:
+            await context.close()
+
+
 async def test_page_on_another_origin_embeds_the_avatar(tone_model, tmp_path) -> None:
     """examples/embed.html served from a second origin loads mavid-client.js and calls the
     avatar through CORS; a third origin, not allowed, is refused."""

@@ -554,15 +554,17 @@ async def test_typed_text_and_json_messages(room: FakeRoom) -> None:
         room.send_data("user", b"{not json")
         room.send_data("user", b"[1, 2]")
         room.send_data("user", b"x" * 20_000)
+        room.send_data("user", b"[" * 15_000)  # deep nesting: RecursionError in json
         room.send_data("user", b'{"type": "text", "text": "other topic"}', topic="chat")
         room.send_data("someone-else", b'{"type": "text", "text": "not for us"}')
         room.send_chat("user", "y" * 20_000)
-        await wait_until(lambda: len([e for e in local.events() if e["type"] == "error"]) == 4)
+        await wait_until(lambda: len([e for e in local.events() if e["type"] == "error"]) == 5)
         errors = [e["message"] for e in local.events() if e["type"] == "error"]
         assert sorted(errors) == sorted(
             [
                 "message is not JSON",
                 "message must be a JSON object",
+                "message is nested too deeply",
                 "message too large",
                 "message too large",
             ]

@@ -156,3 +156,35 @@ async def test_say_cuts_an_answer_and_speaks_the_given_directives(harness_factor
     assert seen == h.events[1:]  # all but the first state, sent before it subscribed
     with pytest.raises(SessionEnding):
         h.session.say("too late")
+
+
+async def test_a_flood_of_typed_turns_is_refused_beyond_the_rate(harness_factory) -> None:
+    h = harness_factory()
+    async with h:
+        for i in range(200):  # one burst, as a script on the data channel would send it
+            h.type_text(f"turn {i}")
+        await h.wait_state("speaking", within=8)
+        refused = [e for e in h.events if e["type"] == "error"]
+        assert len(refused) >= 190 and not any(e["fatal"] for e in refused)
+        assert h.session.turns <= 5
+        assert len(h.conductor.turns) <= 5  # the Conductor never saw the rest
+        await asyncio.sleep(1.0)  # the bucket refills: a person typing is answered again
+        n = len(h.events)
+        h.type_text("and now?")
+        await h.wait_for(lambda e: e["type"] == "transcript" and e["text"] == "and now?", after=n)
+
+
+async def test_a_transport_that_fails_to_close_still_ends_the_session(harness_factory) -> None:
+    h = harness_factory()
+    listener = h.session.events.subscribe()
+
+    async def broken_close() -> None:
+        h.transport.hang_up()
+        raise ConnectionResetError("the network went first")
+
+    h.transport.close = broken_close
+    async with h:
+        h.type_text("hello")
+        await h.wait_state("speaking", within=8)
+    assert h.session.metrics.registry.get_sample_value("mavid_sessions_active") == 0
+    assert [e async for e in listener]  # the event stream ended rather than hanging

@@ -51,6 +51,7 @@ function onEvent(event) {
       break;
     case "error":
       showMessage(`Server: ${event.message}`);
+      if (event.fatal) mavid.fatal = event.message;  // the reason the call is about to end
       break;
   }
 }
@@ -65,6 +66,7 @@ async function start() {
   controls(true);
   $("hangup").disabled = true;
   showMessage("");
+  mavid.fatal = null;
   setState("connecting");
   let session;
   try {
@@ -91,7 +93,9 @@ async function start() {
   if (session.channel.readyState === "open") typing();
   session.on("close", (e) => {
     if (e.reason !== "hangup") {
-      showMessage("The connection dropped. Press Start to call again.");
+      showMessage(mavid.fatal
+        ? `The call ended: ${mavid.fatal}. Press Start to call again.`
+        : "The connection dropped. Press Start to call again.");
       setState("disconnected");
     }
     controls(false);
