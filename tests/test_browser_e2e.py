@@ -97,6 +97,9 @@ async def launch(
         "--use-fake-device-for-media-stream",
         "--allow-loopback-in-peer-connection",
         "--autoplay-policy=no-user-gesture-required",
+        # Without media permission Chromium hides host candidates behind mDNS names, which
+        # cannot resolve inside the tests' loopback-only network namespace.
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
     ]
     # the fake UI grants mic/camera; without it the prompt is denied, as a user would
     args.append("--use-fake-ui-for-media-stream" if allow_media else "--deny-permission-prompts")
