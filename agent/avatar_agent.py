@@ -22,8 +22,7 @@ from aiortc import RTCPeerConnection
 
 from agent.session import BargeInReport, Session, SessionConfig, SessionEnding
 from realtime.aiortc_transport import AiortcTransport
-from realtime.clock import MediaClock
-from realtime.playout import PlayoutBuffer, PlayoutConfig
+from realtime.playout import PlayoutBuffer
 from realtime.transport import Transport
 
 
@@ -123,9 +122,7 @@ class AvatarAgent:
             stream = await loop.run_in_executor(
                 self._executor, self.model.creator.new_stream, cfg.reference_image, cfg.seed
             )
-            playout = PlayoutBuffer(
-                MediaClock(), stream.reference_frame(), PlayoutConfig(fps=stream.spec.fps)
-            )
+            playout = PlayoutBuffer.for_stream(stream)
             made = make_transport(playout)
             transport = await made if inspect.isawaitable(made) else made
         except BaseException:

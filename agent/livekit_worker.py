@@ -31,9 +31,8 @@ from typing import Any
 
 from agent.metrics import AgentMetrics
 from agent.session import Session
-from realtime.clock import MediaClock
 from realtime.livekit_transport import LiveKitTransport, LiveKitTransportConfig
-from realtime.playout import PlayoutBuffer, PlayoutConfig
+from realtime.playout import PlayoutBuffer
 from signaling.server import ServerConfig, load_model, load_reference_image
 
 logger = logging.getLogger(__name__)
@@ -139,9 +138,7 @@ async def run_room_session(
         resources.reference_image,
         cfg.seed,
     )
-    playout = PlayoutBuffer(
-        MediaClock(), stream.reference_frame(), PlayoutConfig(fps=stream.spec.fps)
-    )
+    playout = PlayoutBuffer.for_stream(stream)
     transport = await LiveKitTransport.start(room, participant_identity, playout, config.transport)
     session = Session(
         session_id or f"lk-{secrets.token_urlsafe(6)}",

@@ -26,11 +26,11 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from realtime.playout import PlayoutBuffer
 from realtime.resample import InboundResampler
 from realtime.tracks import ClockedAudioTrack, ClockedVideoTrack
+from realtime.transport import PeerMessageError, drain, parse_peer_message, put_latest
 
 logger = logging.getLogger(__name__)
 
 EVENTS_LABEL = "events"
-MAX_MESSAGE_BYTES = 16_384  # a typed turn is text; anything bigger is refused
 MAX_BUFFERED_BYTES = 1 << 20  # events are dropped rather than queued without bound
 _AUDIO_QUEUE = 250  # 5 s of 20-ms chunks; if the session lags further, the oldest go
 _VIDEO_QUEUE = 4
@@ -62,18 +62,6 @@ def pinned_host_addresses(addresses: Sequence[str] | None) -> Iterator[None]:
         yield
     finally:
         aioice.ice.get_host_addresses = original
-
-
-def _put_latest(queue: asyncio.Queue, item: object) -> None:
-    """Put without blocking; a full queue drops its oldest item (live media, not a log)."""
-    if queue.full():
-        queue.get_nowait()
-    queue.put_nowait(item)
-
-
-async def _drain(queue: asyncio.Queue) -> AsyncIterator[Any]:
-    while (item := await queue.get()) is not None:
-        yield item
 
 
 class AiortcTransport:
@@ -157,21 +145,10 @@ class AiortcTransport:
         self._mark_closed()
 
     def _on_message(self, message: str | bytes) -> None:
-        if len(message) > MAX_MESSAGE_BYTES:
-            self.send_event({"type": "error", "message": "message too large"})
-            return
         try:
-            parsed = json.loads(message)
-        except (ValueError, UnicodeDecodeError):
-            self.send_event({"type": "error", "message": "message is not JSON"})
-            return
-        except RecursionError:
-            # deep nesting fits in 16 KB; raised from this handler it would end aiortc's
-            # DTLS receive loop, and with it the whole peer connection
-            self.send_event({"type": "error", "message": "message is nested too deeply"})
-            return
-        if not isinstance(parsed, dict):
-            self.send_event({"type": "error", "message": "message must be a JSON object"})
+            parsed = parse_peer_message(message)
+        except PeerMessageError as exc:
+            self.send_event({"type": "error", "message": str(exc)})
             return
         if self._messages.full():
             self.send_event({"type": "error", "message": "too many messages"})
@@ -185,31 +162,31 @@ class AiortcTransport:
                 frame = await track.recv()
                 chunk = resampler.resample(frame)
                 if chunk.size:
-                    _put_latest(self._audio, chunk)
+                    put_latest(self._audio, chunk)
         except MediaStreamError:
             pass
         finally:
-            _put_latest(self._audio, None)
+            put_latest(self._audio, None)
 
     async def _read_video(self, track: MediaStreamTrack) -> None:
         try:
             while True:
                 frame = await track.recv()
-                _put_latest(self._video, (time.monotonic(), frame))
+                put_latest(self._video, (time.monotonic(), frame))
         except MediaStreamError:
             pass
         finally:
-            _put_latest(self._video, None)
+            put_latest(self._video, None)
 
     # -- Transport ---------------------------------------------------------------------
     def audio_in(self) -> AsyncIterator[np.ndarray]:
-        return _drain(self._audio)
+        return drain(self._audio)
 
     def video_in(self) -> AsyncIterator[tuple[float, av.VideoFrame]]:
-        return _drain(self._video)
+        return drain(self._video)
 
     def messages(self) -> AsyncIterator[Mapping[str, Any]]:
-        return _drain(self._messages)
+        return drain(self._messages)
 
     def send_event(self, event: Mapping[str, Any]) -> None:
         text = json.dumps(event, separators=(",", ":"))
@@ -230,7 +207,7 @@ class AiortcTransport:
             return
         self._closed.set()
         for queue in (self._audio, self._video, self._messages):
-            _put_latest(queue, None)
+            put_latest(queue, None)
 
     async def _close_transports(self) -> None:
         """What `pc.close()` would have stopped, for the parts that exist."""

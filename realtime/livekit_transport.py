@@ -37,6 +37,13 @@ from livekit import rtc
 
 from realtime.playout import AUDIO_FRAME_SAMPLES, PlayoutBuffer
 from realtime.resample import IN_RATE, OUT_RATE
+from realtime.transport import (
+    MAX_MESSAGE_BYTES,
+    PeerMessageError,
+    drain,
+    parse_peer_message,
+    put_latest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +55,6 @@ ATTR_FINAL = "lk.transcription_final"
 ATTR_TRACK_ID = "lk.transcribed_track_id"
 
 FRAME_S = AUDIO_FRAME_SAMPLES / OUT_RATE  # 20 ms
-MAX_MESSAGE_BYTES = 16_384  # a typed turn is text; anything bigger is refused
 _AUDIO_QUEUE = 250  # 5 s of 20-ms chunks; if the session lags further, the oldest go
 _VIDEO_QUEUE = 4
 _MESSAGE_QUEUE = 64
@@ -81,18 +87,6 @@ class AVSink(Protocol):
 
     @property
     def last_audio_time(self) -> float: ...
-
-
-def _put_latest(queue: asyncio.Queue, item: object) -> None:
-    """Put without blocking; a full queue drops its oldest item (live media, not a log)."""
-    if queue.full():
-        queue.get_nowait()
-    queue.put_nowait(item)
-
-
-async def _drain(queue: asyncio.Queue) -> AsyncIterator[Any]:
-    while (item := await queue.get()) is not None:
-        yield item
 
 
 def audio_frame_to_rtc(samples: np.ndarray) -> rtc.AudioFrame:
@@ -417,7 +411,7 @@ class LiveKitTransport:
             async for event in stream:
                 pcm = np.frombuffer(event.frame.data, dtype=np.int16)
                 if pcm.size:
-                    _put_latest(self._audio, pcm.astype(np.float32) / 32768.0)
+                    put_latest(self._audio, pcm.astype(np.float32) / 32768.0)
         finally:
             await stream.aclose()
 
@@ -429,7 +423,7 @@ class LiveKitTransport:
                 rgb = np.frombuffer(frame.data, dtype=np.uint8).reshape(
                     frame.height, frame.width, 3
                 )
-                _put_latest(
+                put_latest(
                     self._video, (time.monotonic(), av.VideoFrame.from_ndarray(rgb, "rgb24"))
                 )
         finally:
@@ -441,23 +435,10 @@ class LiveKitTransport:
         sender = packet.participant.identity if packet.participant is not None else None
         if sender != self.identity:
             return
-        if len(packet.data) > MAX_MESSAGE_BYTES:
-            self.send_event({"type": "error", "message": "message too large", "fatal": False})
-            return
         try:
-            parsed = json.loads(packet.data)
-        except (ValueError, UnicodeDecodeError):
-            self.send_event({"type": "error", "message": "message is not JSON", "fatal": False})
-            return
-        except RecursionError:  # deep nesting fits in a small packet; must not kill the room
-            self.send_event(
-                {"type": "error", "message": "message is nested too deeply", "fatal": False}
-            )
-            return
-        if not isinstance(parsed, dict):
-            self.send_event(
-                {"type": "error", "message": "message must be a JSON object", "fatal": False}
-            )
+            parsed = parse_peer_message(packet.data)
+        except PeerMessageError as exc:
+            self.send_event({"type": "error", "message": str(exc), "fatal": False})
             return
         self._offer_message(parsed)
 
@@ -502,7 +483,7 @@ class LiveKitTransport:
     def _queue(self, item: tuple[str, Any]) -> None:
         if self._closing:
             return
-        _put_latest(self._outbox, item)
+        put_latest(self._outbox, item)
 
     async def _send_loop(self) -> None:
         while (item := await self._outbox.get()) is not None:
@@ -539,13 +520,13 @@ class LiveKitTransport:
 
     # -- Transport -------------------------------------------------------------------------
     def audio_in(self) -> AsyncIterator[np.ndarray]:
-        return _drain(self._audio)
+        return drain(self._audio)
 
     def video_in(self) -> AsyncIterator[tuple[float, av.VideoFrame]]:
-        return _drain(self._video)
+        return drain(self._video)
 
     def messages(self) -> AsyncIterator[Mapping[str, Any]]:
-        return _drain(self._messages)
+        return drain(self._messages)
 
     def send_event(self, event: Mapping[str, Any]) -> None:
         self.tracker.on_event(event, self.playout.end_s)
@@ -561,7 +542,7 @@ class LiveKitTransport:
             return
         self._closed.set()
         for queue in (self._audio, self._video, self._messages):
-            _put_latest(queue, None)
+            put_latest(queue, None)
 
     async def close(self) -> None:
         """Stop pushing, unpublish the avatar's tracks, stop reading. The room stays
@@ -589,7 +570,7 @@ class LiveKitTransport:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
         if sender is not None:  # flush what was queued (the last events), then stop
-            _put_latest(self._outbox, None)
+            put_latest(self._outbox, None)
             try:
                 await asyncio.wait_for(sender, 2.0)
             except (TimeoutError, asyncio.CancelledError):

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from realtime.clock import MediaClock
 from realtime.resample import OUT_RATE
+
+if TYPE_CHECKING:
+    from mavid.interfaces import CreatorStream
 
 AUDIO_FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 
@@ -75,6 +79,11 @@ class PlayoutBuffer:
         self._last_face: np.ndarray | None = None
         self.stalls = 0
         self.muted = False  # audio reads as silence (the timeline goes on): a likely barge-in
+
+    @classmethod
+    def for_stream(cls, stream: CreatorStream) -> PlayoutBuffer:
+        """A new session's buffer: its own clock, the stream's frame rate, its idle face."""
+        return cls(MediaClock(), stream.reference_frame(), PlayoutConfig(fps=stream.spec.fps))
 
     @property
     def samples_per_frame(self) -> int:

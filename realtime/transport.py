@@ -8,6 +8,8 @@ the agent's events back to the peer.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,3 +42,42 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Stop the outbound tracks and release the connection. Idempotent."""
         ...
+
+
+# -- helpers every transport shares ---------------------------------------------------------
+
+MAX_MESSAGE_BYTES = 16_384  # a typed turn is text; anything bigger is refused
+
+
+class PeerMessageError(ValueError):
+    """A peer's message was refused; str(exc) is the reason to send back to the peer."""
+
+
+def parse_peer_message(data: str | bytes) -> dict[str, Any]:
+    """The JSON object a peer sent (data channel, data packet), or PeerMessageError."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise PeerMessageError("message too large")
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise PeerMessageError("message is not JSON") from None
+    except RecursionError:
+        # deep nesting fits in 16 KB; raised from a transport's receive callback it would end
+        # that transport's receive loop (aiortc's DTLS loop, a LiveKit room's event loop)
+        raise PeerMessageError("message is nested too deeply") from None
+    if not isinstance(parsed, dict):
+        raise PeerMessageError("message must be a JSON object")
+    return parsed
+
+
+def put_latest(queue: asyncio.Queue, item: object) -> None:
+    """Put without blocking; a full queue drops its oldest item (live media, not a log)."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
+
+
+async def drain(queue: asyncio.Queue) -> AsyncIterator[Any]:
+    """The queue's items until the None that ends it."""
+    while (item := await queue.get()) is not None:
+        yield item

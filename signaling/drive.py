@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from agent.session import Session, SessionEnding
-from signaling.limits import check_token, read_body
+from signaling.limits import check_token, json_object, read_body
 from signaling.state import STATE
 
 MAX_LISTENERS = 16  # SSE streams per session; each holds a bounded queue
@@ -32,12 +32,7 @@ def _live_session(request: web.Request) -> Session:
 
 def parse_say(text: str) -> tuple[str, str | None]:
     """(speech, motion) of a `{"speech": ..., "motion": ...}` body; 400 otherwise."""
-    try:
-        data: Any = json.loads(text)
-    except (ValueError, RecursionError):  # 64 KB of brackets nest past json's limit
-        raise web.HTTPBadRequest(text="body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="body must be a JSON object")
+    data = json_object(text)
     unknown = set(data) - _SAY_KEYS
     if unknown:
         raise web.HTTPBadRequest(text=f"unknown fields: {', '.join(sorted(unknown))[:200]}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import json
+from typing import Any
 
 from aiohttp import web
 
@@ -41,6 +43,17 @@ async def read_body(request: web.Request, content_type: str) -> str:
     if not text.strip():
         raise web.HTTPBadRequest(text="empty body")
     return text
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """The JSON object in a request body; 400 if it is not one."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # 64 KB of brackets nest past json's limit
+        raise web.HTTPBadRequest(text="body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return data
 
 
 def service_unavailable() -> web.HTTPServiceUnavailable:

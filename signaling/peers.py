@@ -13,8 +13,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 
 from agent.session import Session
 from realtime.aiortc_transport import AiortcTransport
-from realtime.clock import MediaClock
-from realtime.playout import PlayoutBuffer, PlayoutConfig
+from realtime.playout import PlayoutBuffer
 from signaling.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -40,9 +39,7 @@ async def start_session(state: AppState, sdp: str) -> tuple[Session, str]:
         stream = await loop.run_in_executor(
             state.executor, state.model.creator.new_stream, state.reference_image, cfg.seed
         )
-        playout = PlayoutBuffer(
-            MediaClock(), stream.reference_frame(), PlayoutConfig(fps=stream.spec.fps)
-        )
+        playout = PlayoutBuffer.for_stream(stream)
         # before the offer: it hears the peer's tracks
         transport = AiortcTransport(pc, playout, connect_timeout_s=cfg.connect_timeout_s)
         try:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from signaling.limits import check_token, read_body, service_unavailable
-from signaling.peers import BadOffer, start_session
-from signaling.registry import Full
+from signaling.limits import check_token, read_body
+from signaling.offer import accept_offer
 from signaling.state import STATE
 
 
@@ -15,14 +14,7 @@ async def handle_whip_post(request: web.Request) -> web.Response:
     state = request.app[STATE]
     check_token(request, state.config.token)
     sdp = await read_body(request, "application/sdp")
-    try:
-        state.registry.reserve()
-    except Full:
-        raise service_unavailable() from None
-    try:
-        session, answer = await start_session(state, sdp)
-    except BadOffer as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from None
+    session, answer = await accept_offer(state, sdp)
     location = str(request.app.router["whip_resource"].url_for(session_id=session.id))
     return web.Response(
         status=201,

@@ -27,8 +27,7 @@ from hypothesis import settings
 
 from agent.session import Session, SessionConfig
 from mavid.interfaces import AVClip, CancelToken, DirectiveDelta, MediaSpec, UserTurn
-from realtime.clock import MediaClock
-from realtime.playout import PlayoutBuffer, PlayoutConfig
+from realtime.playout import PlayoutBuffer
 from realtime.tracks import ClockedAudioTrack, ClockedVideoTrack
 
 TINY_SPEC = MediaSpec(height=32, width=32)
@@ -219,9 +218,7 @@ class SessionHarness:
         self.conductor = conductor or ScriptedConductor()
         self.transport = ScriptedTransport()
         self.stream = self.creator.new_stream()
-        self.playout = PlayoutBuffer(
-            MediaClock(), self.stream.reference_frame(), PlayoutConfig(fps=self.creator.spec.fps)
-        )
+        self.playout = PlayoutBuffer.for_stream(self.stream)
         self.session = Session(
             "test",
             self.transport,
