@@ -238,12 +238,29 @@ class TrainCommand(Command):
     init: Path | None = Field(
         None, description="Creator stages: the previous stage's model/ directory."
     )
+    codecs: Path | None = Field(
+        None,
+        description="Creator stages: take the codecs from this codecs run's model/ (its audio "
+        "tokenizer must be the one --init was trained with).",
+    )
+    code_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Creator stages: share of input code columns hidden from the AR decoder.",
+    )
     preset: str = Field("tiny", description="Model preset of the codecs stage (tiny, paper).")
     max_samples: int | None = Field(None, ge=1, description="Use only the first N samples.")
     val_samples: int = Field(32, ge=0, description="Held-out samples scored at checkpoints.")
     checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints.")
     stop_after: int | None = Field(
         None, ge=1, description="End this run at this step (resume later with the same command)."
+    )
+    conductor_turns: float = Field(
+        0.75, ge=0, le=1, description="Conductor: share of each batch from generated turns."
+    )
+    conductor_augment: bool = Field(
+        True, description="Conductor: the issue-7 recipe (mavid.train.stage1.Stage1Config)."
     )
 
     def cli_cmd(self) -> None:
@@ -254,8 +271,33 @@ class TrainCommand(Command):
         print(f"{result.stage}: step {result.step}{where}")
 
 
+class ExportCommand(Command):
+    """Assemble a model directory (default: the shipped mavid/weights/tiny) from trained runs:
+    the Creator, the Conductor, the default face, each stage's loss plot and provenance."""
+
+    toml_table: ClassVar[str] = "export"
+
+    creator: Path = Field(description="The creator-joint run's model/ directory.")
+    conductor: Path = Field(description="The conductor run's model/ directory.")
+    dest: Path = Field(Path("mavid/weights/tiny"), description="Directory to (re)write.")
+    temperature: float | None = Field(
+        None, ge=0, description="AR sampling temperature to ship (default: the run's; 0 greedy)."
+    )
+
+    def cli_cmd(self) -> None:
+        from mavid.train.export import chain_plots, export_tiny
+
+        plots = chain_plots(self.creator, self.conductor)
+        dest = export_tiny(
+            self.creator, self.conductor, self.dest, plots, temperature=self.temperature
+        )
+        size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+        print(f"exported to {dest} ({size / 2**20:.1f} MiB; loss plots: {', '.join(plots)})")
+
+
 class EvalCommand(Command):
-    """Run the evaluation meters on the synthetic world's test split."""
+    """Run the evaluation meters on the synthetic world's test split: the model table (default)
+    or, with --reference, the world's own ground truth with control rows."""
 
     toml_table: ClassVar[str] = "eval"
 
@@ -267,23 +309,36 @@ class EvalCommand(Command):
         Path("data/world"), description="A built world (a small one is built here if missing)."
     )
     out: Path = Field(Path("eval"), description="Where the JSON, Markdown table and PNG go.")
+    checkpoint: Path | None = Field(
+        None, description="Model directory to score (default: the embedded mavid-tiny)."
+    )
     split: Literal["train", "val", "test"] = Field("test", description="Split to score.")
     max_samples: int = Field(40, ge=1, description="Answers to score.")
+    long_samples: int = Field(6, ge=0, description="Long answers to score (model table).")
+    long_seconds: float = Field(18.0, gt=0, description="Length long answers are cut to.")
+    conductor: bool = Field(True, description="Also score the Conductor (model table).")
+    threads: int = Field(2, ge=1, description="Torch threads (model table).")
     build_samples: int = Field(60, ge=1, description="Size of the world built if none exists.")
-    seed: int = Field(0, description="Seed of a world built here.")
+    seed: int = Field(0, description="Seed of a world built here / of the Creator's sampling.")
     controls: bool = Field(
         True, description="Also score broken copies (noise, shifted audio, swapped face/voice)."
     )
 
     def cli_cmd(self) -> None:
-        from mavid.eval.report import EvalConfig, reference_main
+        if self.reference:
+            from mavid.eval.report import EvalConfig, reference_main
 
-        if not self.reference:
-            raise ConfigError(
-                "only `eval --reference` is available yet: scoring a trained model comes "
-                "with mavid-tiny's training"
-            )
-        code = reference_main(_dataclass_from(EvalConfig, self))
+            code = reference_main(_dataclass_from(EvalConfig, self))
+        else:
+            from mavid.data.shards import MANIFEST
+            from mavid.eval.model_eval import ModelEvalConfig, model_eval_main
+
+            if not (self.world / MANIFEST).is_file():
+                raise ConfigError(
+                    f"--world {self.world} holds no built world: build one with "
+                    "`run_agent.py data --out DIR` (the model is scored on its test split)"
+                )
+            code = model_eval_main(_dataclass_from(ModelEvalConfig, self))
         if code:
             raise SystemExit(code)
 
@@ -302,6 +357,7 @@ class Root(BaseSettings):
     data: CliSubCommand[DataCommand]
     train: CliSubCommand[TrainCommand]
     eval: CliSubCommand[EvalCommand]
+    export: CliSubCommand[ExportCommand]
 
     def cli_cmd(self) -> None:
         CliApp.run_subcommand(self)
@@ -313,6 +369,7 @@ COMMANDS: dict[str, type[Command]] = {
     "data": DataCommand,
     "train": TrainCommand,
     "eval": EvalCommand,
+    "export": ExportCommand,
 }
 
 

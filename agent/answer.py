@@ -85,11 +85,14 @@ def _make_clip(
     motion: str,
     cancel: CancelToken,
     num_frames: int,
+    first: bool = False,
 ) -> tuple[AVClip, np.ndarray]:
     """Worker thread: one clip and its 48-kHz audio for the playout buffer."""
     # a clip abandoned by barge-in may still be finishing its step in another thread
     with lock:
         cancel.raise_if_cancelled()
+        if first and hasattr(stream, "clear_speech"):
+            stream.clear_speech()  # speech a cut answer left queued is not this answer's
         clip = stream.next_clip(speech, motion, cancel, num_frames)
     n_out = clip.frames.shape[0] * OUT_RATE // clip.fps
     return clip, clip_audio_to_output(clip.audio, clip.sample_rate, n_out)
@@ -158,14 +161,18 @@ async def run_answer(
             else:
                 prompt = get.result()
             if prompt is None:
-                break
+                # the prompts ran out, but a stream may still hold speech they queued
+                if getattr(stream, "pending_speech_frames", 0) <= 0:
+                    break
+                prompts.put_nowait(None)  # come back here after this clip
+                prompt = ""
             # keep generation at most max_ahead_s ahead of what the peer hears
             await playout.clock.sleep_until(playout.end_s - config.max_ahead_s)
             num_frames = _clip_frames(spec, made, playout.queued_s(), config)
             started = time.monotonic()
             clip, audio = await loop.run_in_executor(
                 executor, _make_clip, stream, stream_lock, prompt, "".join(motion), cancel,
-                num_frames,
+                num_frames, not made,
             )  # fmt: skip
             if clip.gen_seconds <= 0:
                 clip = _with_gen_seconds(clip, time.monotonic() - started)

@@ -62,7 +62,8 @@ def main() -> None:
         time_turn(conductor, turn)
     print(f"{'turn':<6} {'prompt tok':>10} {'first delta ms':>15} {'total ms':>9} {'tok/s':>7}")
     for name, turn in turns(args.seconds).items():
-        prompt = conductor.encoder.encode_prompt(turn, cfg.system_prompt)["input_ids"].shape[1]
+        ids = conductor.encoder.encode_prompt(turn, conductor.system_prompt)["input_ids"]
+        prompt = ids.shape[1]
         runs = [time_turn(conductor, turn) for _ in range(args.repeats)]
         first = statistics.median(r[0] for r in runs)
         total = statistics.median(r[1] for r in runs)

@@ -6,6 +6,7 @@ Checkpoint directory layout (any part optional except the Creator):
     <dir>/conductor/          Thinker checkpoint (ours or a real Qwen2.5-Omni directory)
     <dir>/audio_tokenizer/    higgs-audio v2 tokenizer, for presets whose codec is not ours
     <dir>/video_vae/          Wan AutoencoderKLWan, likewise
+    <dir>/avatar.png          the face streams start from when the caller gives none
 `None` is the embedded default: mavid/weights/tiny/ when it ships, else the tiny preset with
 deterministic random weights from `seed`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mavid.checkpoint import CONFIG_NAME, load_checkpoint
@@ -26,6 +28,7 @@ from mavid.creator.stream import MavidCreator
 from mavid.interfaces import Conductor, Creator
 
 EMBEDDED_WEIGHTS = Path(__file__).parent / "weights" / "tiny"
+AVATAR_IMAGE = "avatar.png"
 
 
 @dataclass
@@ -44,7 +47,13 @@ def load_creator(path: str | Path, device: str = "cpu") -> MavidCreator:
         audio_codec = HiggsAudioTokenizer.from_pretrained(root / "audio_tokenizer", device)
     if model.video_vae is None:
         video_vae = WanVideoVAE.from_pretrained(root / "video_vae", device)
-    return MavidCreator(model, audio_codec, video_vae, device=device)
+    avatar = None
+    if (root / AVATAR_IMAGE).is_file():
+        from PIL import Image
+
+        with Image.open(root / AVATAR_IMAGE) as image:
+            avatar = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return MavidCreator(model, audio_codec, video_vae, device=device, default_reference=avatar)
 
 
 def load_avatar_model(

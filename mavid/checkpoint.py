@@ -29,12 +29,18 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, truncated or does not match its config."""
 
 
-def save_checkpoint(model: CreatorModel, path: str | Path) -> Path:
+def save_checkpoint(
+    model: CreatorModel, path: str | Path, storage_dtype: torch.dtype | None = None
+) -> Path:
+    """Write config.json + model.safetensors. `storage_dtype` (e.g. torch.float16) stores the
+    floating-point tensors at that precision (half the bytes); loading casts them back."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "version": VERSION, "preset": model.preset.to_dict()}
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if storage_dtype is not None:
+        state = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(path / WEIGHTS_NAME), metadata={"format": FORMAT})
     return path
 
@@ -84,6 +90,22 @@ def _header(file: Path) -> dict[str, Any]:
     return header
 
 
+def load_codec_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Only the codec tensors (`audio_codec.*`, `video_vae.*`) of a checkpoint, e.g. of a
+    codecs run whose generator part another preset version would not load."""
+    path = Path(path)
+    read_preset(path)
+    file = path / WEIGHTS_NAME
+    _header(file)
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            return {
+                k: f.get_tensor(k) for k in f.keys() if k.startswith(("audio_codec.", "video_vae."))
+            }
+    except Exception as exc:
+        raise CheckpointError(f"{file}: unreadable ({exc})") from exc
+
+
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> CreatorModel:
@@ -114,7 +136,9 @@ def load_checkpoint(
                         f"{file}: tensor {name!r} has shape {tuple(t.shape)}, "
                         f"config expects {tuple(ref.shape)}"
                     )
-                if t.dtype != ref.dtype:
+                if t.dtype != ref.dtype and t.is_floating_point() and ref.is_floating_point():
+                    t = t.to(ref.dtype)  # stored at another precision (save_checkpoint)
+                elif t.dtype != ref.dtype:
                     raise CheckpointError(
                         f"{file}: tensor {name!r} has dtype {t.dtype}, expected {ref.dtype}"
                     )

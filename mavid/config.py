@@ -32,7 +32,7 @@ from mavid.interfaces import MediaSpec
 class AudioTokenizerConfig:
     """Multi-codebook audio codec (ours for `tiny`; higgs-audio v2 layout for `paper`)."""
 
-    kind: Literal["rvq_conv", "higgs_v2"] = "rvq_conv"
+    kind: Literal["mel_rvq", "rvq_conv", "higgs_v2"] = "mel_rvq"
     sample_rate: int = 24_000
     ratios: tuple[int, ...] = (8, 5, 4, 2, 3)  # product = hop = 960 samples -> 25 Hz
     num_codebooks: int = 8
@@ -41,6 +41,12 @@ class AudioTokenizerConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128, 192)  # one per ratio, encoder widening
     latent_dim: int = 192
     context_frames: int = 4  # previous clip's frames decoded with the clip, to avoid clicks
+    # mel_rvq only: 4 log-mel frames of 10 ms per token frame, Griffin-Lim synthesis.
+    n_fft: int = 1024
+    n_mels: int = 80
+    subframes: int = 4
+    griffin_lim_iters: int = 24
+    griffin_lim_momentum: float = 0.99
 
     @property
     def hop_length(self) -> int:
@@ -78,6 +84,9 @@ class CreatorConfig:
     num_codebooks: int = 8
     codebook_size: int = 1024  # + stream_bos (1024) and stream_eos (1025)
     max_text_len: int = 200  # bytes of one directive; longer text is truncated
+    # a frame-aligned phone track added to the audio columns (mavid/creator/phones.py);
+    # the tiny preset needs it to learn to say the words on a CPU budget, the paper's does not
+    phone_track: bool = True
     # DiT video blocks (Wan-like).
     video_dim: int = 256
     video_heads: int = 4
@@ -172,6 +181,7 @@ PAPER = Preset(
         audio_heads=14,
         audio_ffn=7168,
         max_text_len=2048,
+        phone_track=False,
         # Wan 2.2 TI2V-5B DiT: dim 3072, 24 heads, ffn 14336, 30 blocks, z 48, patch 2.
         video_dim=3072,
         video_heads=24,

@@ -1,3 +1,4 @@
+import dataclasses
 import importlib.util
 
 import pytest
@@ -29,7 +30,7 @@ def test_tiny_codec_layout_and_shapes():
 
 
 def test_batched_encode_decode():
-    codec = RVQAudioCodec(MICRO.audio_tokenizer).eval()
+    codec = RVQAudioCodec(dataclasses.replace(MICRO.audio_tokenizer, kind="rvq_conv")).eval()
     with torch.inference_mode():
         codes = codec.encode(torch.randn(3, 960 * 4))
         assert codes.shape == (3, 4, 4)
@@ -38,7 +39,7 @@ def test_batched_encode_decode():
 
 
 def test_bad_input_is_refused():
-    codec = RVQAudioCodec(MICRO.audio_tokenizer)
+    codec = RVQAudioCodec(dataclasses.replace(MICRO.audio_tokenizer, kind="rvq_conv"))
     with pytest.raises(ValueError, match="shorter than one frame"):
         codec.encode(torch.zeros(100))
     with pytest.raises(ValueError, match="codes must lie"):
@@ -53,7 +54,7 @@ def test_bad_input_is_refused():
 
 def test_reconstruction_loss_trains():
     torch.manual_seed(0)
-    codec = RVQAudioCodec(MICRO.audio_tokenizer)
+    codec = RVQAudioCodec(dataclasses.replace(MICRO.audio_tokenizer, kind="rvq_conv"))
     t = torch.arange(960 * 4) / 24_000
     wave = (0.5 * torch.sin(2 * torch.pi * 220 * t))[None].repeat(2, 1)
     opt = torch.optim.Adam(codec.parameters(), lr=3e-3)

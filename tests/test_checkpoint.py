@@ -90,3 +90,16 @@ def test_config_mismatch_and_bad_config(saved, tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match=r"config\.json.*not found"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def test_half_precision_storage_loads_back_as_float32(tmp_path):
+    model = CreatorModel.random(MICRO, 3)
+    full = save_checkpoint(model, tmp_path / "full")
+    half = save_checkpoint(model, tmp_path / "half", storage_dtype=torch.float16)
+    size = (half / "model.safetensors").stat().st_size
+    assert size < 0.6 * (full / "model.safetensors").stat().st_size
+    loaded = load_checkpoint(half)
+    for name, value in model.state_dict().items():
+        got = loaded.state_dict()[name]
+        assert got.dtype == value.dtype, name
+        assert torch.allclose(got, value, rtol=1e-3, atol=1e-4), name

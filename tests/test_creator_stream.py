@@ -5,7 +5,7 @@ import pytest
 
 from mavid.config import MICRO
 from mavid.creator.model import CreatorModel
-from mavid.creator.stream import MavidCreator, MavidCreatorStream
+from mavid.creator.stream import MAX_RMS, MavidCreator, MavidCreatorStream
 from mavid.interfaces import AVClip, Cancelled, CancelToken, Creator, CreatorStream
 
 SPEC = MICRO.media
@@ -166,3 +166,20 @@ def test_bfloat16_path_runs():
     clips = [stream.next_clip("half precision", "nod") for _ in range(2)]
     assert clips[1].audio.dtype == np.float32 and clips[1].frames.dtype == np.uint8
     assert clips[1].audio.shape == (SPEC.samples_for_frames(SPEC.clip_frames),)
+
+
+def test_a_loud_degenerate_decode_is_capped(monkeypatch):
+    creator = MavidCreator(CreatorModel.random(MICRO, 0))
+    codec = creator.audio_codec
+    loud = np.random.default_rng(0).uniform(-1, 1, 10 * 960).astype(np.float32)
+
+    def blast(codes):
+        import torch
+
+        return torch.from_numpy(loud[: codes.shape[-1] * 960].copy())
+
+    monkeypatch.setattr(codec, "decode", blast)
+    clip = creator.new_stream(seed=0).next_clip("hello", "")
+    rms = float(np.sqrt(np.mean(clip.audio**2)))
+    assert rms == pytest.approx(MAX_RMS, rel=1e-3)  # was ~0.58
+    assert np.abs(clip.audio).max() <= 1.0

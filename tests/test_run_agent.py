@@ -115,3 +115,21 @@ def test_a_failing_command_says_why_in_one_line(tmp_path):
     assert proc.returncode == 1
     assert "error: cannot read reference image" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_eval_without_a_world_says_how_to_build_one(tmp_path, capsys):
+    assert run_agent.main(["eval", "--world", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no built world" in err and "run_agent.py data" in err
+    assert "Traceback" not in err
+
+
+def test_export_of_missing_runs_fails_in_one_line(tmp_path, capsys):
+    code = run_agent.main(
+        ["export", "--creator", str(tmp_path / "a"), "--conductor", str(tmp_path / "b"),
+         "--dest", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "config.json" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -1,5 +1,7 @@
 """Training the tiny codecs (audio tokenizer + video VAE) on a built world."""
 
+import dataclasses
+
 import pytest
 import torch
 from micro_world import PRESET, micro_world, one_torch_thread
@@ -29,16 +31,38 @@ def task(world, seed=0):
     return CodecsTask(media_tracks(iter_samples(world), PRESET), PRESET, 2, seed)
 
 
-def test_codecs_learn_a_repeated_batch(world):
+def test_the_audio_codec_is_fitted_and_the_vae_learns(world):
     t = task(world)
     batch = t.batch(0)
     assert batch.audio.shape == (2, 9 * 960) and batch.video.shape == (2, 3, 9, 48, 48)
     assert -1 <= batch.video.min() < batch.video.max() <= 1
+    # the mel codec was fitted when the task was built: its stages refine, and its codes
+    # describe the batch's speech far better than a random codec's
+    errors = [t.fit_errors[f"codebook_{k}"] for k in range(PRESET.audio_tokenizer.num_codebooks)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.5
+    codec, fresh = t.model.audio_codec, CreatorModel.random(PRESET, 0).audio_codec
+    fresh.feature_mean.copy_(codec.feature_mean)
+    fresh.feature_std.copy_(codec.feature_std)
+    feats = codec.features(batch.audio)
+    fitted = (codec.lookup(codec.encode(batch.audio)) - feats).pow(2).mean()
+    random = (fresh.lookup(fresh.encode(batch.audio)) - feats).pow(2).mean()
+    assert fitted < 0.5 * random
+    assert not any(p is codec.codebooks for p in t.trainable())  # k-means, not gradients
+    opt = torch.optim.AdamW(t.trainable(), lr=1e-2)
+    losses = [t.train_step(batch, opt, 1.0, 0) for _ in range(12)]
+    assert losses[-1]["video_l1"] < losses[0]["video_l1"]
+
+
+def test_a_learned_waveform_codec_trains_beside_the_vae(world):
+    preset = dataclasses.replace(
+        PRESET, audio_tokenizer=dataclasses.replace(PRESET.audio_tokenizer, kind="rvq_conv")
+    )
+    t = CodecsTask(media_tracks(iter_samples(world), preset), preset, 2, 0)
+    batch = t.batch(0)
     opt = torch.optim.AdamW(t.trainable(), lr=3e-3)
     losses = [t.train_step(batch, opt, 1.0, 0) for _ in range(12)]
-    assert losses[-1]["loss"] < 0.6 * losses[0]["loss"]
     assert losses[-1]["audio_l1"] < losses[0]["audio_l1"]
-    assert losses[-1]["video_l1"] < losses[0]["video_l1"]
+    assert losses[-1]["loss"] < losses[0]["loss"]
 
 
 def test_batches_are_a_function_of_seed_and_step(world):
@@ -64,7 +88,7 @@ def test_train_main_resumes_exactly_and_leaves_the_generator_untouched(world, tm
 
     rows = read_log(tmp_path / "b" / "log.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    assert {"audio_l1", "audio_stft", "audio_vq", "video_l1"} <= rows[0].keys()
+    assert {"audio_vq_error", "video_l1"} <= rows[0].keys()
     assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
 
     model = load_checkpoint(straight.model)  # mavid/checkpoint.py format: stage 2's init

@@ -87,8 +87,10 @@ def test_resume_with_other_settings_is_refused(world, tmp_path):
 
 def test_trained_conductor_answers_its_training_turns(world, tmp_path):
     """Train -> model/ -> greedy decoding scored by mavid.eval.conductor: the whole path."""
+    # the world's own turns only (the original recipe), so they can be learned in 60 steps
     cfg = TrainConfig("conductor", world, tmp_path, steps=60, batch_size=3, lr=5e-3,
-                      warmup_steps=0, threads=1, checkpoint_every=1000, progress=False)  # fmt: skip
+                      warmup_steps=0, threads=1, checkpoint_every=1000, progress=False,
+                      conductor_turns=0.0, conductor_augment=False)  # fmt: skip
     result = train_main(cfg)
     score, directives = conductor_score(result.model, world, "train", progress=False)
     assert score.count == len(list(iter_samples(world))) == len(directives)

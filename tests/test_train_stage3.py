@@ -72,3 +72,26 @@ def test_train_main_resumes_exactly_and_keeps_the_codecs(world, init, tmp_path):
     for name, value in before.items():
         frozen = name.startswith(("audio_codec.", "video_vae."))
         assert torch.equal(after[name], value) == frozen, name
+
+
+def test_codecs_come_from_the_codecs_run_when_named(world, init, tmp_path):
+    # the codecs run: same audio tokenizer as `init`, another (here: re-drawn) video VAE
+    source = CreatorModel.random(PRESET, 4)
+    with torch.no_grad():
+        for p in source.video_vae.parameters():
+            p.add_(0.01)
+    codecs = save_checkpoint(source, tmp_path / "codecs")
+    cfg = TrainConfig("creator-joint", world, tmp_path / "run", steps=1, batch_size=2,
+                      threads=1, init=init, codecs=codecs, progress=False)  # fmt: skip
+    model = load_checkpoint(train_main(cfg).model)
+    vae, expected = model.video_vae.state_dict(), source.video_vae.state_dict()
+    assert all(torch.equal(vae[k], v) for k, v in expected.items())
+
+    other = CreatorModel.random(PRESET, 9)  # another audio tokenizer: codes would change meaning
+    with torch.no_grad():
+        other.audio_codec.codebooks.add_(1.0)
+    bad = save_checkpoint(other, tmp_path / "bad")
+    cfg = TrainConfig("creator-joint", world, tmp_path / "run2", steps=1, batch_size=2,
+                      threads=1, init=init, codecs=bad, progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="audio tokenizer differs"):
+        train_main(cfg)

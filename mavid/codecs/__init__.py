@@ -3,6 +3,7 @@
 from mavid.codecs.audio_tokenizer import (
     AudioTokenizer,
     HiggsAudioTokenizer,
+    MelRVQCodec,
     RVQAudioCodec,
     build_audio_tokenizer,
 )
@@ -18,6 +19,7 @@ from mavid.codecs.video_vae import TinyVideoVAE, VideoVAE, WanVideoVAE, build_vi
 __all__ = [
     "AudioTokenizer",
     "HiggsAudioTokenizer",
+    "MelRVQCodec",
     "RVQAudioCodec",
     "TinyVideoVAE",
     "VideoVAE",

@@ -2,7 +2,8 @@
 
 - `HiggsAudioTokenizer`: transformers' `HiggsAudioV2TokenizerModel` (the paper's tokenizer), loaded
   from a local directory only.
-- `RVQAudioCodec`: the tiny preset's own codec (strided-conv encoder, residual VQ with 8 x 1024
+- `MelRVQCodec` (mel_codec.py): the tiny preset's codec (log-mel + k-means RVQ + Griffin-Lim).
+- `RVQAudioCodec`: a learned waveform codec (strided-conv encoder, residual VQ with 8 x 1024
   codebooks at 25 Hz, transposed-conv decoder).
 
 Why the tiny preset does not use a small `HiggsAudioV2TokenizerModel` config: the transformers
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mavid.codecs.mel_codec import MelRVQCodec
 from mavid.config import AudioTokenizerConfig
 
 
@@ -187,8 +189,10 @@ class HiggsAudioTokenizer:
         return wave[0] if single else wave
 
 
-def build_audio_tokenizer(config: AudioTokenizerConfig) -> RVQAudioCodec:
+def build_audio_tokenizer(config: AudioTokenizerConfig) -> RVQAudioCodec | MelRVQCodec:
     """The trainable codec of a preset (the higgs kind loads only from a checkpoint)."""
+    if config.kind == "mel_rvq":
+        return MelRVQCodec(config)
     if config.kind != "rvq_conv":
         raise ValueError(
             f"audio tokenizer kind {config.kind!r} loads from a checkpoint: "

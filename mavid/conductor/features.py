@@ -49,6 +49,9 @@ class ThinkerInputsConfig:
     seconds_per_chunk: float = 2.0
     image_mean: tuple[float, float, float] = field(default=_OPENAI_CLIP_MEAN)
     image_std: tuple[float, float, float] = field(default=_OPENAI_CLIP_STD)
+    # The system prompt the weights were trained with (None: the Conductor's configured one);
+    # a model trained from scratch only understands its own.
+    system_prompt: str | None = None
 
     def save(self, directory: str | Path) -> None:
         (Path(directory) / INPUTS_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2))

@@ -49,6 +49,15 @@ SYSTEM_PROMPT = (
 )
 
 
+# The tiny Thinker's own system prompt (saved with its weights): it is trained from scratch, so
+# the long instruction above would only be ~250 constant tokens of every sequence (~70 % of the
+# compute) and a haystack in which to find the visitor's few words.
+TINY_SYSTEM_PROMPT = "Answer the museum visitor."
+# Stage 1's auxiliary task (training only): write down the visitor's words. Every word is a
+# target, so the audio encoder learns to hear words far faster than from the answer choice alone.
+TRANSCRIBE_PROMPT = "Write down the visitor's words."
+
+
 def user_prompt(system: str, user_content: str) -> str:
     """The chat layout before the answer: system turn, user turn, open assistant turn."""
     return (
@@ -56,6 +65,11 @@ def user_prompt(system: str, user_content: str) -> str:
         f"{IM_START}user\n{user_content}{IM_END}\n"
         f"{IM_START}assistant\n"
     )
+
+
+def transcript_target(words: str) -> str:
+    """The target of the auxiliary transcription task: the words, then the end of the turn."""
+    return f"{words}{IM_END}"
 
 
 def directive_target(speech: str, motion: str = "") -> str:

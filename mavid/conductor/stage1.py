@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import BatchFeature, Qwen2_5OmniThinkerForConditionalGeneration
@@ -30,23 +31,30 @@ def collate(
     Labels are IGNORE_INDEX on the prompt and padding, so only directive tokens (speech,
     <m_bos>, motion, <m_eos>, <|im_end|>) are learned. Sequences are right-padded.
     """
-    if not examples:
+    return collate_rows(
+        [(t, system_prompt, directive_target(s.strip(), m.strip())) for t, s, m in examples],
+        encoder,
+    )
+
+
+def collate_rows(rows: Sequence[tuple[UserTurn, str, str]], encoder: TurnEncoder) -> BatchFeature:
+    """(turn, system prompt, target text) rows -> one padded batch (`collate` for any task)."""
+    if not rows:
         raise ValueError("collate needs at least one example")
     tok = encoder.tokenizer
-    rows: list[tuple[list[int], list[int]]] = []
+    ids: list[tuple[list[int], list[int]]] = []
     media: dict[str, list[torch.Tensor]] = {}
-    for turn, speech, motion in examples:
+    for turn, system_prompt, target in rows:
         content, tensors = encoder.encode_user(turn)
         prompt_ids = tok(user_prompt(system_prompt, content))["input_ids"]
-        target_ids = tok(directive_target(speech.strip(), motion.strip()))["input_ids"]
-        rows.append((prompt_ids, target_ids))
+        ids.append((prompt_ids, tok(target)["input_ids"]))
         for key, value in tensors.items():
             media.setdefault(key, []).append(value)
-    length = max(len(p) + len(t) for p, t in rows)
-    input_ids = torch.full((len(rows), length), tok.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, (p, t) in enumerate(rows):
+    length = max(len(p) + len(t) for p, t in ids)
+    input_ids = torch.full((len(ids), length), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(ids), length), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
+    for i, (p, t) in enumerate(ids):
         n = len(p) + len(t)
         input_ids[i, :n] = torch.tensor(p + t)
         labels[i, len(p) : n] = torch.tensor(t)
@@ -58,16 +66,88 @@ def collate(
 
 
 def stage1_loss(
+    model: Qwen2_5OmniThinkerForConditionalGeneration,
+    batch: BatchFeature | dict,
+    head_tokens: int = 0,
+    head_weight: float = 1.0,
+) -> torch.Tensor:
+    """Next-token cross-entropy on the directive tokens only (labels != IGNORE_INDEX).
+
+    `head_tokens` > 0 weighs the first directive tokens of each example by `head_weight`:
+    they are where the answer is chosen (the rest follows from them), yet in a long answer
+    they are a few percent of the tokens, so the plain mean is mostly spent on copying.
+    """
+    return directive_loss(directive_logits(model, batch), batch["labels"], head_tokens, head_weight)
+
+
+def directive_logits(
     model: Qwen2_5OmniThinkerForConditionalGeneration, batch: BatchFeature | dict
 ) -> torch.Tensor:
-    """Next-token cross-entropy on the directive tokens only (labels != IGNORE_INDEX)."""
+    """(B, L, V) logits of a collated batch (teacher forcing)."""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
-    labels = batch["labels"]
     # A training forward must not reuse rope deltas left on the module by a previous generate.
     model.model.rope_deltas = None
-    logits = model(**inputs, use_cache=False).logits  # (B, L, V)
-    return F.cross_entropy(
+    return model(**inputs, use_cache=False).logits
+
+
+def directive_loss(
+    logits: torch.Tensor, labels: torch.Tensor, head_tokens: int = 0, head_weight: float = 1.0
+) -> torch.Tensor:
+    """`stage1_loss` from (B, L, V) logits and (B, L) labels."""
+    labels = labels[:, 1:]  # (B, L-1): the token each position predicts
+    ce = F.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-        labels[:, 1:].reshape(-1),
+        labels.reshape(-1),
         ignore_index=IGNORE_INDEX,
-    )
+        reduction="none",
+    ).view_as(labels)  # (B, L-1), 0 where ignored
+    target = labels != IGNORE_INDEX
+    weight = target.float()
+    if head_tokens > 0 and head_weight != 1.0:
+        position = target.long().cumsum(-1)  # 1 for the first directive token, 2 ...
+        weight = torch.where(target & (position <= head_tokens), head_weight, weight)
+    return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def head_correct(logits: torch.Tensor, labels: torch.Tensor, head_tokens: int) -> torch.Tensor:
+    """(B,) bool: the first `head_tokens` directive tokens all predicted right (teacher forcing).
+
+    A cheap stand-in for intent accuracy during training: the answer is chosen there.
+    """
+    labels = labels[:, 1:]
+    target = labels != IGNORE_INDEX
+    head = target & (target.long().cumsum(-1) <= head_tokens)  # (B, L-1)
+    right = logits[:, :-1].argmax(-1) == labels
+    return (right | ~head).all(-1)
+
+
+def spec_augment(
+    batch: BatchFeature | dict,
+    rng: np.random.Generator,
+    time_masks: int = 2,
+    time_width: int = 20,
+    freq_masks: int = 2,
+    freq_width: int = 4,
+) -> None:
+    """SpecAugment in place on the audio chunks' log-mel `input_features` (training only).
+
+    Each chunk gets `time_masks` bands of up to `time_width` frames (within its real frames, by
+    `feature_attention_mask`) and `freq_masks` bands of up to `freq_width` mel bins, set to the
+    chunk's mean, so the audio encoder cannot lean on one exact spot of one exact voice.
+    """
+    if "input_features" not in batch:
+        return
+    feats = batch["input_features"]  # (chunks, n_mels, frames)
+    frames = batch["feature_attention_mask"].sum(-1).tolist()  # real frames per chunk
+    for c in range(feats.shape[0]):
+        fill = feats[c, :, : max(1, int(frames[c]))].mean()
+        for _ in range(time_masks):
+            w = int(rng.integers(0, time_width + 1))
+            if 0 < w < frames[c]:
+                t0 = int(rng.integers(0, int(frames[c]) - w + 1))
+                feats[c, :, t0 : t0 + w] = fill
+        for _ in range(freq_masks):
+            w = int(rng.integers(0, freq_width + 1))
+            if 0 < w < feats.shape[1]:
+                f0 = int(rng.integers(0, feats.shape[1] - w + 1))
+                feats[c, f0 : f0 + w, :] = fill

@@ -70,6 +70,8 @@ class TinyThinkerShape:
     vision_hidden: int = 32
     patch_size: int = 8
     frame_size: int = 32
+    audio_layers: int = 1
+    dropout: float = 0.0  # attention / audio-encoder dropout (training only; stage 1 sets it)
 
 
 def mrope_section(head_dim: int) -> list[int]:
@@ -105,16 +107,20 @@ def tiny_thinker_config(tokenizer: PreTrainedTokenizerBase, shape: TinyThinkerSh
         },
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
+        "attention_dropout": shape.dropout,
     }
     audio = {
         "num_mel_bins": shape.num_mel_bins,
-        "encoder_layers": 1,
+        "encoder_layers": shape.audio_layers,
         "encoder_attention_heads": 2,
         "encoder_ffn_dim": shape.audio_d_model * 2,
         "d_model": shape.audio_d_model,
         "output_dim": shape.hidden_size,  # must equal the text hidden size
         "max_source_positions": 1500,
         "n_window": 100,
+        "dropout": shape.dropout,
+        "attention_dropout": shape.dropout,
+        "activation_dropout": shape.dropout,
     }
     vision = {
         "depth": 1,
@@ -257,6 +263,12 @@ class ThinkerConductor:
         self.feature_extractor.save_pretrained(path)
         self.inputs_config.save(path)
 
+    @property
+    def system_prompt(self) -> str:
+        """The prompt the weights were trained with if saved beside them, else the config's."""
+        trained = self.inputs_config.system_prompt
+        return trained if trained is not None else self.config.system_prompt
+
     # -- streaming ---------------------------------------------------------------------
     def stream(self, turn: UserTurn, cancel: CancelToken) -> Iterator[DirectiveDelta]:
         """Yield directive deltas as tokens are generated (blocking; run in a worker thread).
@@ -265,7 +277,7 @@ class ThinkerConductor:
         model fails, ValueError for a malformed turn. The generation thread never outlives it.
         """
         cancel.raise_if_cancelled()
-        inputs = self.encoder.encode_prompt(turn, self.config.system_prompt).to(self.model.device)
+        inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         streamer = TextIteratorStreamer(
             self.tokenizer,
             skip_prompt=True,

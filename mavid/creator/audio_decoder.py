@@ -20,6 +20,7 @@ from torch import nn
 from mavid.config import CreatorConfig
 from mavid.creator.fusion import AudioFromVideo, audio_frame_columns
 from mavid.creator.layers import Attention, apply_rope, rope_angles
+from mavid.creator.phones import MAX_PHONE_POS, PHONE_VOCAB
 from mavid.creator.text import TEXT_VOCAB
 
 KV = tuple[torch.Tensor, torch.Tensor]
@@ -116,6 +117,25 @@ def sample_codes(
     return order.flatten(0, -2).gather(-1, pick).view(logits.shape[:-1])
 
 
+def column_phones(track: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """(B, F, 2) frame phones -> (B, length, 2) phones of the input columns 0..length-1.
+
+    Input column m predicts column m + 1, which holds codebook 0 of frame m (the delay pattern
+    puts codebook k of frame f in column f + 1 + k), so column m reads frame m's phone; columns
+    past the clip's frames read silence.
+    """
+    if track is None:
+        return None
+    out = track.new_zeros(track.shape[0], length, 2)
+    n = min(length, track.shape[1])
+    out[:, :n] = track[:, :n]
+    return out
+
+
+def _cols(phones: torch.Tensor | None, m: int) -> torch.Tensor | None:
+    return None if phones is None else phones[:, m : m + 1]
+
+
 class AudioDecoder(nn.Module):
     def __init__(self, cfg: CreatorConfig) -> None:
         super().__init__()
@@ -123,14 +143,25 @@ class AudioDecoder(nn.Module):
         k, v = cfg.num_codebooks, cfg.audio_vocab
         self.text_embed = nn.Embedding(TEXT_VOCAB, cfg.audio_dim)
         self.code_embed = nn.Embedding(k * v, cfg.audio_dim)
+        if cfg.phone_track:
+            self.phone_embed = nn.Embedding(PHONE_VOCAB, cfg.audio_dim)
+            self.phone_pos_embed = nn.Embedding(MAX_PHONE_POS, cfg.audio_dim)
         self.register_buffer("code_offsets", torch.arange(k) * v, persistent=False)
         self.blocks = nn.ModuleList(AudioBlock(cfg) for _ in range(cfg.num_layers))
         self.norm = nn.RMSNorm(cfg.audio_dim, eps=cfg.eps)
         self.heads = nn.Linear(cfg.audio_dim, k * v, bias=False)
 
-    def embed_columns(self, cols: torch.Tensor) -> torch.Tensor:
-        """(B, K, L) delayed codes -> (B, L, D): the K codebook embeddings summed."""
-        return self.code_embed(cols + self.code_offsets[None, :, None]).sum(1)
+    def embed_columns(self, cols: torch.Tensor, phones: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K, L) delayed codes [+ (B, L, 2) column phones] -> (B, L, D): the K codebook
+        embeddings summed, plus the phone track's embedding when the preset has one."""
+        x = self.code_embed(cols + self.code_offsets[None, :, None]).sum(1)
+        return x + self.embed_phones(phones) if phones is not None else x
+
+    def embed_phones(self, phones: torch.Tensor) -> torch.Tensor | float:
+        """(B, L, 2) column phones -> (B, L, D); 0 for presets without a phone track."""
+        if not self.cfg.phone_track:
+            return 0.0
+        return self.phone_embed(phones[..., 0]) + self.phone_pos_embed(phones[..., 1])
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, L, D) -> (B, L, K, V) next-column logits."""
@@ -155,11 +186,17 @@ class AudioDecoder(nn.Module):
             streams.append(after_sa)
         return x, streams
 
-    def prefix(self, text_ids: torch.Tensor, prev_cols: torch.Tensor | None) -> torch.Tensor:
-        """[T_speech ∘ a_{j-1}] embedded: (B, Lt + Lp, D)."""
+    def prefix(
+        self,
+        text_ids: torch.Tensor,
+        prev_cols: torch.Tensor | None,
+        prev_phones: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """[T_speech ∘ a_{j-1}] embedded: (B, Lt + Lp, D). `prev_phones`: (B, Fp, 2) track."""
         parts = [self.text_embed(text_ids)]
         if prev_cols is not None:
-            parts.append(self.embed_columns(prev_cols))
+            cols = column_phones(prev_phones, prev_cols.shape[-1])
+            parts.append(self.embed_columns(prev_cols, cols))
         return torch.cat(parts, dim=1)
 
     def generate(
@@ -172,8 +209,13 @@ class AudioDecoder(nn.Module):
         generator: torch.Generator | None,
         check: Callable[[], None] = lambda: None,
         stats: dict[str, int] | None = None,
+        phones: torch.Tensor | None = None,
+        prev_phones: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Sample clip j -> delayed columns (B, K, F + K + 1) and F_a sources (B, F, D) per layer.
+
+        `phones` / `prev_phones`: the (B, F, 2) phone tracks of clips j and j-1 (phone track
+        presets; None reads as silence).
 
         Positions where the delay pattern fixes the token (bos before, eos after) are forced;
         only real code positions are sampled, from the 1024 codes.
@@ -184,8 +226,9 @@ class AudioDecoder(nn.Module):
         b = text_ids.shape[0]
         cols = torch.full((b, k, length), cfg.stream_eos, dtype=torch.long, device=text_ids.device)
         cols[:, :, 0] = cfg.stream_bos
-        prefix = self.prefix(text_ids, prev_cols)
-        first = torch.cat([prefix, self.embed_columns(cols[:, :, :1])], dim=1)
+        prefix = self.prefix(text_ids, prev_cols, prev_phones)
+        col_phones = column_phones(phones, length)
+        first = torch.cat([prefix, self.embed_columns(cols[:, :, :1], _cols(col_phones, 0))], dim=1)
         cache = KVCache(
             cfg.num_layers,
             b,
@@ -212,7 +255,11 @@ class AudioDecoder(nn.Module):
             if m == length - 1:
                 break
             hidden, streams = self.run(
-                self.embed_columns(cols[:, :, m : m + 1]), cache.length, cache, None, fv_kv
+                self.embed_columns(cols[:, :, m : m + 1], _cols(col_phones, m)),
+                cache.length,
+                cache,
+                None,
+                fv_kv,
             )
             cache.length += 1
             for i, s in enumerate(streams):

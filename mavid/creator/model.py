@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mavid.codecs.audio_tokenizer import RVQAudioCodec, build_audio_tokenizer
+from mavid.codecs.mel_codec import MelRVQCodec
 from mavid.codecs.video_vae import TinyVideoVAE, build_video_vae
 from mavid.config import Preset
 from mavid.creator.audio_decoder import KV, AudioDecoder
@@ -37,9 +38,9 @@ class CreatorModel(nn.Module):
         )
         # Codecs of our own kinds live inside the model (one checkpoint for tiny); real Higgs /
         # Wan codecs are loaded from their own directories and passed to MavidCreator.
-        self.audio_codec: RVQAudioCodec | None = (
+        self.audio_codec: RVQAudioCodec | MelRVQCodec | None = (
             build_audio_tokenizer(preset.audio_tokenizer)
-            if preset.audio_tokenizer.kind == "rvq_conv"
+            if preset.audio_tokenizer.kind in ("mel_rvq", "rvq_conv")
             else None
         )
         self.video_vae: TinyVideoVAE | None = (

@@ -21,9 +21,12 @@ from mavid.codecs.video_vae import VideoVAE, num_latents
 from mavid.creator.audio_decoder import SamplingConfig
 from mavid.creator.face import default_face, fit_image
 from mavid.creator.model import CreatorModel
+from mavid.creator.phones import PhonePlanner
 from mavid.creator.sampler import euler_sample, guided
 from mavid.creator.text import encode_text
 from mavid.interfaces import AVClip, CancelToken, MediaSpec
+
+MAX_RMS = 0.25  # loudest clip the stream gives out (see `_decode_audio`)
 
 
 def _to_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
@@ -39,10 +42,11 @@ class ClipHistory:
     audio_cols: torch.Tensor  # (1, K, F + K + 1) delayed, wrapped codes of a_{j-1}
     audio_codes: torch.Tensor  # (K, c) last codes, decoded again as the codec's context
     video_latents: torch.Tensor  # (1, C, T_lat, h, w) clean v_{j-1}
+    phones: torch.Tensor | None = None  # (1, F, 2) phone track of a_{j-1}
 
     def nbytes(self) -> int:
-        ts = (self.audio_cols, self.audio_codes, self.video_latents)
-        return sum(t.numel() * t.element_size() for t in ts)
+        ts = (self.audio_cols, self.audio_codes, self.video_latents, self.phones)
+        return sum(t.numel() * t.element_size() for t in ts if t is not None)
 
 
 class MavidCreator:
@@ -56,8 +60,12 @@ class MavidCreator:
         sampling: SamplingConfig | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        default_reference: np.ndarray | None = None,
     ) -> None:
+        """`default_reference`: the face of streams opened without one (the model's avatar,
+        (H, W, 3) uint8); None draws `default_face`."""
         self.model = model.eval()
+        self.default_reference = default_reference
         self.spec: MediaSpec = model.preset.media
         self.audio_codec = audio_codec or model.audio_codec
         self.video_vae = video_vae or model.video_vae
@@ -98,7 +106,10 @@ class MavidCreatorStream:
         self.last_cache_bytes = 0  # size of the last clip's AR KV cache (flat over a session)
         self.last_timings: dict[str, float] = {}  # seconds per part of the last finished clip
         self.generator = torch.Generator(device=creator.device).manual_seed(seed)
+        self.planner = PhonePlanner(self.spec.fps) if creator.model.cfg.phone_track else None
         h, w = self.spec.height, self.spec.width
+        if reference_image is None:
+            reference_image = creator.default_reference
         self._reference = (
             fit_image(reference_image, h, w) if reference_image is not None else default_face(h, w)
         )
@@ -108,6 +119,17 @@ class MavidCreatorStream:
 
     def reference_frame(self) -> np.ndarray:
         return self._reference.copy()
+
+    @property
+    def pending_speech_frames(self) -> int:
+        """Frames of speech given in prompts but not yet spoken (phone-track presets): a caller
+        whose prompts ran out asks for more clips (with empty speech) until this is 0."""
+        return self.planner.pending_frames if self.planner is not None else 0
+
+    def clear_speech(self) -> None:
+        """Drop speech still queued (a new answer starts, the old one was cut)."""
+        if self.planner is not None:
+            self.planner.clear()
 
     def next_clip(
         self,
@@ -155,6 +177,10 @@ class MavidCreatorStream:
             mark = now
 
         text = torch.tensor([encode_text(speech, cfg.max_text_len)], device=dev)
+        phones = None
+        if self.planner is not None:
+            self.planner.push(speech)
+            phones = torch.from_numpy(self.planner.take(f))[None].to(dev)  # (1, F, 2)
         prefix, fv_kv = (None, None)
         if hist is not None:
             prefix, fv_kv = model.video_history(hist.video_latents)
@@ -169,6 +195,8 @@ class MavidCreatorStream:
             self.generator,
             check,
             stats,
+            phones=phones,
+            prev_phones=hist.phones if hist is not None else None,
         )
         self.last_cache_bytes = stats.get("cache_bytes", 0)
         lap("ar_audio")
@@ -201,7 +229,7 @@ class MavidCreatorStream:
         if self.index == 0:
             frames[0] = self._reference
         tail = c.model.preset.audio_tokenizer.context_frames
-        history = ClipHistory(cols, codes[:, -tail:].clone(), latents)
+        history = ClipHistory(cols, codes[:, -tail:].clone(), latents, phones)
         lap("vae_decode")
         return audio, frames, history, timings
 
@@ -215,4 +243,9 @@ class MavidCreatorStream:
         n = self.spec.samples_for_frames(codes.shape[1])
         out = np.zeros(n, dtype=np.float32)
         out[: min(n, wave.shape[0])] = wave[:n]
+        # a degenerate decode can be loud broadband noise: cap it at the loudest speech
+        # clips of the world (RMS 0.25 ~ -12 dBFS; a saturated decode is ~0.6)
+        rms = float(np.sqrt(np.mean(out**2))) if out.size else 0.0
+        if rms > MAX_RMS:
+            out *= MAX_RMS / rms
         return np.clip(out, -1.0, 1.0)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mavid.codecs.delay_pattern import data_mask, wrap_clip
+from mavid.creator.audio_decoder import column_phones
 from mavid.creator.fusion import audio_frame_columns
 from mavid.creator.model import CreatorModel
 from mavid.creator.sampler import add_noise
@@ -28,6 +29,8 @@ class CreatorBatch:
     cur_latents: torch.Tensor  # (B, C, T, h, w)
     prev_codes: torch.Tensor | None = None  # (B, K, Fp)
     prev_latents: torch.Tensor | None = None  # (B, C, Tp, h, w)
+    cur_phones: torch.Tensor | None = None  # (B, F, 2) phone track (phone-track presets)
+    prev_phones: torch.Tensor | None = None  # (B, Fp, 2)
 
     def to(self, device: torch.device | str) -> CreatorBatch:
         def move(t):
@@ -40,13 +43,24 @@ class CreatorBatch:
             move(self.cur_latents),
             move(self.prev_codes),
             move(self.prev_latents),
+            move(self.cur_phones),
+            move(self.prev_phones),
         )
 
 
 def l_ar(
-    model: CreatorModel, batch: CreatorBatch, fv_kv: list | None
+    model: CreatorModel,
+    batch: CreatorBatch,
+    fv_kv: list | None,
+    code_dropout: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Teacher-forced cross-entropy of clip j's delayed columns, bos/eos fill masked.
+
+    `code_dropout`: the share of clip j's input columns whose code embeddings are dropped
+    (their phone track stays), as Tacotron's always-on prenet dropout: with every previous
+    code in view, copying the last frame predicts 40-ms speech frames so well that a small
+    model never learns to follow the words; with some hidden it must. Training only.
 
     Returns the loss and the per-layer F_a sources (B, F, Da) for the DiT.
     """
@@ -61,7 +75,14 @@ def l_ar(
         else None
     )
     cur = wrap_clip(batch.cur_codes, cfg.stream_bos, cfg.stream_eos)  # (B, K, F + K + 1)
-    x = torch.cat([model.audio.prefix(text, prev), model.audio.embed_columns(cur[:, :, :-1])], 1)
+    phones = column_phones(batch.cur_phones, f + k)  # input columns 0 .. F + K - 1
+    x = torch.cat(
+        [
+            model.audio.prefix(text, prev, batch.prev_phones if prev is not None else None),
+            _drop_codes(model, cur[:, :, :-1], phones, code_dropout, generator),
+        ],
+        1,
+    )
     b, length = x.shape[:2]
     start = length - (f + k)  # first position of clip j's columns
     valid = torch.ones(b, length, dtype=torch.bool, device=dev)
@@ -76,6 +97,21 @@ def l_ar(
     loss = (ce * keep).sum() / (keep.sum() * b)
     cols = start + audio_frame_columns(f, k).to(dev)
     return loss, [s[:, cols] for s in streams]
+
+
+def _drop_codes(
+    model: CreatorModel,
+    cols: torch.Tensor,
+    phones: torch.Tensor | None,
+    p: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Embedded input columns (B, L, D) with a share `p` of their code embeddings zeroed."""
+    x = model.audio.embed_columns(cols)
+    if p > 0:
+        keep = torch.rand(x.shape[:2], generator=generator, device=x.device) >= p
+        x = x * keep[..., None].to(x.dtype)
+    return x + model.audio.embed_phones(phones) if phones is not None else x
 
 
 def l_diff(
@@ -113,11 +149,16 @@ def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, max_norm
 
 
 def stage2_step(
-    model: CreatorModel, batch: CreatorBatch, optimizer: torch.optim.Optimizer, max_norm=1.0
+    model: CreatorModel,
+    batch: CreatorBatch,
+    optimizer: torch.optim.Optimizer,
+    max_norm: float = 1.0,
+    code_dropout: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Stage 2: the AR audio decoder alone, L_AR (no video, so no F_v)."""
     model.train()
-    loss, _ = l_ar(model, batch, None)
+    loss, _ = l_ar(model, batch, None, code_dropout, generator)
     norm = _step(optimizer, loss, model.audio.parameters(), max_norm)
     return {"l_ar": float(loss.detach()), "grad_norm": norm}
 
@@ -128,13 +169,14 @@ def stage3_step(
     optimizer: torch.optim.Optimizer,
     max_norm: float = 1.0,
     generator: torch.Generator | None = None,
+    code_dropout: float = 0.0,
 ) -> dict[str, float]:
     """Stage 3: AR + DiT end to end through the fusion module, L = L_AR + L_DIFF."""
     model.train()
     prefix, fv_kv = (None, None)
     if batch.prev_latents is not None:
         prefix, fv_kv = model.video_history(batch.prev_latents)
-    loss_ar, sources = l_ar(model, batch, fv_kv)
+    loss_ar, sources = l_ar(model, batch, fv_kv, code_dropout, generator)
     loss_diff = l_diff(model, batch, prefix, sources if model.cfg.fusion else None, generator)
     loss = loss_ar + loss_diff
     params = [*model.audio.parameters(), *model.video.parameters(), *model.motion.parameters()]

@@ -70,12 +70,20 @@ def _row(
     asr: dict[str, Recognizer],
     timbre: TimbreMeter,
     variant: str = "ground truth",
+    label: str | None = None,
+    predictions: list[str] | None = None,
 ) -> dict:
-    """All meters over `samples`; `variant` breaks the ground truth for a control row."""
+    """All meters over `samples`; `variant` breaks the ground truth for a control row.
+
+    `label` names the row (default: the variant); `predictions` are the Conductor's directives
+    for the samples' turns (default: the ground-truth directives).
+    """
     rng = np.random.default_rng(0)
     model = load_mouth_regressor()
     refs, hyps = [], {k: [] for k in asr}
     offsets, confs, sub_f, sub_c, dyn, mot, timb, timb_worst = ([] for _ in range(8))
+    timb_ends: list[tuple[float, float]] = []  # (first 3 clips, last 3 clips) per answer
+    sub_ends: list[tuple[float, float]] = []
     preds, intents, props, motions = [], [], [], []
     for n, s in enumerate(samples):
         frames, audio, speech = s.frames, s.audio, s.speech_audio
@@ -99,7 +107,8 @@ def _row(
         refs.append(s.answer.speech)
         for k, r in asr.items():
             hyps[k].append(r.transcribe(speech, s.sample_rate))
-        if frames.shape[0] >= 2 * MAX_OFFSET + 5:
+        # the mouth regressor reads 128-px frames (the tiny preset's): other sizes get no sync
+        if frames.shape[0] >= 2 * MAX_OFFSET + 5 and frames.shape[1:3] == (128, 128):
             res = sync_offset(
                 mouth_opening(frames, model),
                 audio_envelope(audio, s.sample_rate, s.fps, frames.shape[0]),
@@ -109,6 +118,8 @@ def _row(
         sc = subject_consistency([c[0] for c in clips])
         sub_f.append(sc.frames)
         sub_c.append(sc.clips if len(clips) > 1 else float("nan"))
+        if len(sc.per_clip) >= 6:
+            sub_ends.append((float(np.mean(sc.per_clip[1:4])), float(np.mean(sc.per_clip[-3:]))))
         dd = dynamic_degree([c[0] for c in clips])
         dyn.append(dd.degree)
         mot.append(dd.motion)
@@ -116,15 +127,19 @@ def _row(
             tr = timbre.consistency([c[1] for c in clips], s.sample_rate)
             timb.append(tr.consistency)
             timb_worst.append(tr.worst)
+            if tr.clips_used >= 6:
+                timb_ends.append(
+                    (float(np.mean(tr.per_clip[:3])), float(np.mean(tr.per_clip[-3:])))
+                )
         except ValueError:  # fewer than two clips with speech
             pass
-        preds.append(s.directive)
+        preds.append(s.directive if predictions is None else predictions[n])
         intents.append(s.intent)
         props.append(s.plan.prop)
         motions.append(s.answer.motion)
     cs = score_conductor(preds, intents, props, motions)
     row = {
-        "variant": variant,
+        "variant": label or variant,
         "samples": len(samples),
         **{
             f"wer_{lm}_lm": word_error_rate(refs, hyps[lm]).wer if lm in hyps else float("nan")
@@ -140,6 +155,11 @@ def _row(
         "timbre_consistency": _mean(timb),
         "timbre_worst_clip": _mean(timb_worst),
         "timbre_answers_scored": len(timb),
+        # flatness over long answers: similarity of the first / last three clips
+        "timbre_first_clips": _mean([a for a, _ in timb_ends]),
+        "timbre_last_clips": _mean([b for _, b in timb_ends]),
+        "subject_first_clips": _mean([a for a, _ in sub_ends]),
+        "subject_last_clips": _mean([b for _, b in sub_ends]),
         "conductor_intent_accuracy": cs.intent_accuracy,
         "conductor_answer_accuracy": cs.answer_accuracy,
         "conductor_format_validity": cs.format_validity,
@@ -163,15 +183,30 @@ _COLUMNS = [
 ]
 
 
-def markdown_table(rows: list[dict]) -> str:
-    head = "| " + " | ".join(t for _, t in _COLUMNS) + " |"
-    sep = "|" + "|".join("---" for _ in _COLUMNS) + "|"
+# extra columns of the long-answer table: is quality flat from the first to the last clip?
+FLATNESS_COLUMNS = [
+    ("timbre_first_clips", "timbre first 3 clips"),
+    ("timbre_last_clips", "timbre last 3 clips"),
+    ("subject_first_clips", "subject first 3 clips"),
+    ("subject_last_clips", "subject last 3 clips"),
+]
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.3f}"
+
+
+def markdown_table(rows: list[dict], columns: list[tuple[str, str]] | None = None) -> str:
+    columns = columns or _COLUMNS
+    head = "| " + " | ".join(t for _, t in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
     lines = [head, sep]
     for r in rows:
-        cells = [
-            r[k] if isinstance(r[k], str) else ("n/a" if math.isnan(r[k]) else f"{r[k]:.3f}")
-            for k, _ in _COLUMNS
-        ]
+        cells = [_cell(r.get(k)) for k, _ in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 
 from mavid.creator.model import CreatorModel
+from mavid.creator.phones import phone_track
 from mavid.creator.training import CreatorBatch
-from mavid.data.dialogue import DialogueSample
+from mavid.data.dialogue import LEAD_IN_S, DialogueSample
+from mavid.data.speech import PhonemeTiming, synthesize
 from mavid.train.data import check_media, nonempty, pick
 
 ShapeKey = tuple[int, int]  # (frames of clip j-1, 0 if none; frames of clip j)
@@ -33,6 +35,28 @@ class ClipPair:
     cur_latents: torch.Tensor | None  # (C, T, h, w); None when latents were not asked for
     prev_codes: torch.Tensor | None = None  # (K, Fp)
     prev_latents: torch.Tensor | None = None  # (C, Tp, h, w)
+    cur_phones: torch.Tensor | None = None  # (F, 2) phone track; None without one
+    prev_phones: torch.Tensor | None = None  # (Fp, 2)
+
+
+def answer_phone_track(sample: DialogueSample) -> np.ndarray:
+    """(frames, 2) phone track of the sample's answer on its own clock.
+
+    espeak-ng is deterministic, so speaking the answer again with the sample's voice gives
+    the phoneme timing of the world's audio exactly (checked against the stored word times).
+    """
+    utt = synthesize(sample.answer.speech, sample.plan.avatar_voice, sample.sample_rate)
+    shift = LEAD_IN_S
+    if (
+        utt.words
+        and sample.words
+        and abs(utt.words[0].start + shift - sample.words[0].start) > 1e-3
+    ):
+        raise ValueError(
+            f"sample {sample.plan.key}: re-synthesised timing differs from the world's"
+        )
+    phonemes = [PhonemeTiming(p.ipa, p.start + shift, p.end + shift) for p in utt.phonemes]
+    return phone_track(phonemes, sample.frames.shape[0], sample.fps)
 
 
 @torch.inference_mode()
@@ -53,6 +77,9 @@ def encode_clip_pairs(
                 f"sample {s.plan.key}: {codes.shape[1]} audio token frames for "
                 f"{s.frames.shape[0]} video frames"
             )
+        track = None
+        if model.cfg.phone_track:
+            track = torch.from_numpy(answer_phone_track(s))
         prev: ClipPair | None = None
         for clip in s.clips:
             lo, hi = clip.start_frame, clip.start_frame + clip.num_frames
@@ -61,8 +88,11 @@ def encode_clip_pairs(
                 video = torch.from_numpy(s.frames[lo:hi]).permute(3, 0, 1, 2)[None].float()
                 latents = vae.encode(video / 127.5 - 1.0)[0]  # (C, T, h, w)
             pair = ClipPair(clip.speech, clip.motion, codes[:, lo:hi].clone(), latents)
+            if track is not None:
+                pair.cur_phones = track[lo:hi].clone()
             if prev is not None:
                 pair.prev_codes, pair.prev_latents = prev.cur_codes, prev.cur_latents
+                pair.prev_phones = prev.cur_phones
             key = (0 if prev is None else prev.cur_codes.shape[1], clip.num_frames)
             groups.setdefault(key, []).append(pair)
             prev = pair
@@ -79,6 +109,7 @@ def stack_pairs(pairs: list[ClipPair]) -> CreatorBatch:
         else torch.zeros(len(pairs), 0)
     )
     has_prev = first.prev_codes is not None
+    has_phones = first.cur_phones is not None
     return CreatorBatch(
         speech=[p.speech for p in pairs],
         motion=[p.motion for p in pairs],
@@ -89,6 +120,10 @@ def stack_pairs(pairs: list[ClipPair]) -> CreatorBatch:
             torch.stack([p.prev_latents for p in pairs])
             if has_prev and first.prev_latents is not None
             else None
+        ),
+        cur_phones=torch.stack([p.cur_phones for p in pairs]) if has_phones else None,
+        prev_phones=(
+            torch.stack([p.prev_phones for p in pairs]) if has_phones and has_prev else None
         ),
     )
 

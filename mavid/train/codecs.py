@@ -1,5 +1,8 @@
-"""Training of the tiny preset's own codecs on the world: the RVQ audio tokenizer and the video
-VAE, each with its reconstruction loss, side by side in one run.
+"""Training of the tiny preset's own codecs on the world: the audio tokenizer and the video VAE.
+
+The mel-RVQ audio codec (the tiny default) is fitted once by k-means when the task is built
+(deterministic from the seed, a minute); the video VAE then trains by gradient steps. A learned
+waveform codec (`rvq_conv`) trains beside the VAE with its reconstruction loss instead.
 
 They live inside a `CreatorModel` (its `audio_codec` / `video_vae`), so the run ends with a
 Creator checkpoint (mavid/checkpoint.py format) whose codecs are trained and whose generator
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mavid.codecs.mel_codec import MelRVQCodec
 from mavid.config import Preset
 from mavid.creator.model import CreatorModel
 from mavid.data.dialogue import DialogueSample
@@ -57,13 +61,21 @@ class CodecsTask:
         if self.model.audio_codec is None or self.model.video_vae is None:
             raise ValueError(f"preset {preset.name!r} has no codecs of ours to train")
         self.hop = self.model.audio_codec.hop_length
+        self.fit_errors: dict[str, float] = {}
+        if isinstance(self.model.audio_codec, MelRVQCodec):
+            self.fit_errors = self.model.audio_codec.fit((t.audio for t in self.tracks), seed)
         self.clip_frames = preset.media.clip_frames
         shortest = min(t.frames.shape[0] for t in self.tracks)
         if shortest < self.clip_frames:
             raise ValueError(f"a sample has {shortest} frames, shorter than one clip")
 
+    @property
+    def learned_audio(self) -> bool:
+        return not isinstance(self.model.audio_codec, MelRVQCodec)
+
     def trainable(self) -> list[torch.nn.Parameter]:
-        return [*self.model.audio_codec.parameters(), *self.model.video_vae.parameters()]
+        audio = list(self.model.audio_codec.parameters()) if self.learned_audio else []
+        return [*audio, *self.model.video_vae.parameters()]
 
     def batch(self, step: int) -> CodecBatch:
         rng = step_rng(self.seed, step)
@@ -83,17 +95,18 @@ class CodecsTask:
         self, batch: CodecBatch, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
     ) -> dict[str, float]:
         codec, vae = self.model.audio_codec, self.model.video_vae
-        codec.train()
         vae.train()
-        a = codec.reconstruction_loss(batch.audio)
         v = vae.reconstruction_loss(batch.video)
-        loss = a["loss"] + v["loss"]
+        loss, logged = v["loss"], {"video_l1": float(v["l1"].detach())}
+        if self.learned_audio:
+            codec.train()
+            a = codec.reconstruction_loss(batch.audio)
+            loss = loss + a["loss"]
+            logged |= {f"audio_{k}": float(a[k].detach()) for k in ("l1", "stft", "vq")}
+        else:
+            # the fitted codec's relative quantisation error, constant: kept in the log
+            logged["audio_vq_error"] = self.fit_errors.get(
+                f"codebook_{codec.num_codebooks - 1}", 0.0
+            )
         norm = optimizer_step(optimizer, loss, self.trainable(), max_grad_norm)
-        return {
-            "loss": float(loss.detach()),
-            "audio_l1": float(a["l1"].detach()),
-            "audio_stft": float(a["stft"].detach()),
-            "audio_vq": float(a["vq"].detach()),
-            "video_l1": float(v["l1"].detach()),
-            "grad_norm": norm,
-        }
+        return {"loss": float(loss.detach()), **logged, "grad_norm": norm}

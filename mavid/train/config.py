@@ -17,7 +17,8 @@ class TrainConfig:
     """One training stage. The same config (and world) reproduces the same weights on CPU.
 
     Stages chain through `init`: codecs -> creator-audio (init = the codecs run's `model/`)
-    -> creator-joint (init = the creator-audio run's `model/`). The conductor stands alone.
+    -> creator-joint (init = the creator-audio run's `model/`, optionally `codecs` = the codecs
+    run's `model/`). The conductor stands alone.
     """
 
     stage: Stage
@@ -30,6 +31,10 @@ class TrainConfig:
     threads: int = 2  # torch intra-op threads
     resume: bool = True  # continue from out/checkpoints; False refuses a folder that has some
     init: Path | None = None  # creator stages: the previous stage's model/ directory
+    # creator stages: take the codecs (audio tokenizer + video VAE) from this codecs run's
+    # model/ instead of from `init` (stage 2 can then run beside the VAE's training: it needs
+    # only the audio tokenizer, which the codecs stage fits first and deterministically)
+    codecs: Path | None = None
     # codecs stage: a preset name or a Preset (creator stages take the preset of `init`)
     preset: str | Preset = "tiny"
     split: str = "train"
@@ -38,9 +43,15 @@ class TrainConfig:
     warmup_steps: int | None = None  # None: 5 % of steps
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
+    # creator stages: share of clip j's input code columns hidden from the AR decoder
+    # (`mavid.creator.training.l_ar`), so it learns to follow the phone track
+    code_dropout: float = 0.0
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     stop_after: int | None = None  # end this run at this step (resume later); schedule unchanged
+    # conductor stage (issue 7; see mavid.train.stage1.Stage1Config):
+    conductor_turns: float = 0.75  # share of each batch from generated visitor turns (0: world)
+    conductor_augment: bool = True  # the issue-7 recipe (Stage1Config); False: the original one
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -49,6 +60,8 @@ class TrainConfig:
         self.data, self.out = Path(self.data), Path(self.out)
         if self.init is not None:
             self.init = Path(self.init)
+        if self.codecs is not None:
+            self.codecs = Path(self.codecs)
         for name in ("steps", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

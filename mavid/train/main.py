@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
-from mavid.checkpoint import load_checkpoint, read_preset, save_checkpoint
+from mavid.checkpoint import load_checkpoint, load_codec_state, read_preset, save_checkpoint
 from mavid.config import get_preset
 from mavid.data.shards import WorldDataset
 from mavid.train.codecs import CodecsTask, media_tracks
 from mavid.train.config import TrainConfig
 from mavid.train.data import iter_samples
 from mavid.train.loop import LoopConfig, LoopResult, latest_checkpoint, train_loop
-from mavid.train.stage1 import ConductorTask, examples_of, tokenizer_for
+from mavid.train.stage1 import ConductorTask, examples_of, stage1_config, tokenizer_for
 from mavid.train.stage2 import CreatorAudioTask
 from mavid.train.stage3 import CreatorJointTask
 
@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 MODEL_DIR = "model"
 CONFIG_NAME = "train_config.json"
 # Settings whose change makes a resumed run another run than the one checkpointed.
-_FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "preset", "split",
-          "max_samples", "warmup_steps", "weight_decay", "max_grad_norm")  # fmt: skip
+_FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs", "preset",
+          "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
+          "code_dropout", "conductor_turns", "conductor_augment")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,10 @@ def _check_run_folder(cfg: TrainConfig) -> None:
     without resume)."""
     path = cfg.out / CONFIG_NAME
     resolved = dataclasses.replace(
-        cfg, data=cfg.data.resolve(), init=cfg.init.resolve() if cfg.init else None
+        cfg,
+        data=cfg.data.resolve(),
+        init=cfg.init.resolve() if cfg.init else None,
+        codecs=cfg.codecs.resolve() if cfg.codecs else None,
     )
     mine = json.loads(json.dumps(dataclasses.asdict(resolved), default=str))
     found = latest_checkpoint(cfg.out)
@@ -82,7 +86,26 @@ def _creator_init(cfg: TrainConfig):
             "(codecs -> creator-audio -> creator-joint)"
         )
     read_preset(cfg.init)  # a clear CheckpointError before the slower load
-    return load_checkpoint(cfg.init)
+    model = load_checkpoint(cfg.init)
+    if cfg.codecs is not None:
+        swap_codecs(model, load_codec_state(cfg.codecs))
+    return model
+
+
+def swap_codecs(model, codecs: dict[str, torch.Tensor]) -> None:
+    """Put a codecs run's codec tensors into `model`. The audio tokenizer must be the one
+    `model` was trained with (codes would change meaning otherwise); the video VAE may differ."""
+    mine = model.audio_codec.state_dict()
+    theirs = {
+        k.removeprefix("audio_codec."): v for k, v in codecs.items() if k.startswith("audio_codec.")
+    }
+    if mine.keys() != theirs.keys() or any(not torch.equal(mine[k], theirs[k]) for k in mine):
+        raise ValueError(
+            "the codecs run's audio tokenizer differs from the one `init` was trained with; "
+            "use the codecs run whose tokenizer stage 2 used"
+        )
+    vae = {k.removeprefix("video_vae."): v for k, v in codecs.items() if k.startswith("video_vae.")}
+    model.video_vae.load_state_dict(vae)
 
 
 def _val_samples(cfg: TrainConfig) -> list:
@@ -102,13 +125,14 @@ def build_task(cfg: TrainConfig):
             cfg.seed,
             tokenizer=tokenizer_for(cfg.out),
             val_examples=examples_of(_val_samples(cfg)) if cfg.val_samples else (),
+            config=stage1_config(cfg.conductor_turns, cfg.conductor_augment),
         )
     if cfg.stage == "codecs":
         preset = get_preset(cfg.preset) if isinstance(cfg.preset, str) else cfg.preset
         return CodecsTask(media_tracks(samples, preset), preset, cfg.batch_size, cfg.seed)
     model = _creator_init(cfg)
     kind = CreatorAudioTask if cfg.stage == "creator-audio" else CreatorJointTask
-    return kind(model, samples, cfg.batch_size, cfg.seed)
+    return kind(model, samples, cfg.batch_size, cfg.seed, cfg.code_dropout)
 
 
 def train_main(cfg: TrainConfig) -> TrainResult:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 # Columns of a log row that are not losses.
-NOT_LOSSES = frozenset({"step", "lr", "grad_norm", "elapsed_s"})
+NOT_LOSSES = frozenset({"step", "lr", "grad_norm", "elapsed_s", "val_head_acc"})
 
 
 def _ema(values: np.ndarray, weight: float) -> np.ndarray:

@@ -3,26 +3,91 @@
 The world's data is already mixed as the paper asks: plain QA answers (empty motion,
 "speech <m_bos> <m_eos>") beside full speech + motion directives; turns come typed (text) or
 spoken (audio), always with the visitor's camera frames. Loss: `mavid.conductor.stage1_loss`.
+
+The world's ~800 training turns alone are memorised (train loss 1e-5; the visitor's camera
+frames alone tell them apart) and do not carry over to held-out voices and paraphrases
+(issue 7). `Stage1Config` (`run_agent.py train --conductor-turns/--conductor-augment`) adds:
+
+- generated turns (`mavid.data.visitor_turns`) for a share of every batch, a new one for every
+  slot of every step: train and val paraphrases, non-test voices with their own rate / pitch /
+  noise / silence, train identities (test material never appears);
+- an auxiliary task on a share of the generated spoken turns: "write down the visitor's words"
+  (TRANSCRIBE_PROMPT), every word a target, so the audio encoder gets a dense signal;
+- a short system prompt saved with the weights (the long one is ~250 constant tokens);
+- the first directive tokens, where the answer is chosen, weighed up in the loss;
+- word dropout on typed text, SpecAugment on the audio features, a wider audio encoder.
+
+Everything is a pure function of (seed, step), so resume stays exact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
-from mavid.conductor.stage1 import collate, stage1_loss
+from mavid.conductor.format import (
+    TINY_SYSTEM_PROMPT,
+    TRANSCRIBE_PROMPT,
+    directive_target,
+    transcript_target,
+)
+from mavid.conductor.stage1 import (
+    collate,
+    collate_rows,
+    directive_logits,
+    directive_loss,
+    head_correct,
+    spec_augment,
+    stage1_loss,
+)
 from mavid.conductor.thinker import ThinkerConductor, TinyThinkerShape
 from mavid.conductor.tokenizer import build_tiny_tokenizer
 from mavid.data.dialogue import DialogueSample
-from mavid.data.domain import domain_corpus
+from mavid.data.domain import domain_corpus, intent_by_name
+from mavid.data.visitor_turns import TurnGenerator, TurnsConfig, drop_words, plain_words
 from mavid.interfaces import UserTurn
 from mavid.train.data import nonempty, pick, step_rng, user_turn
 from mavid.train.loop import optimizer_step
 
 Example = tuple[UserTurn, str, str]  # (turn, speech directive, motion directive)
+HEAD_TOKENS = 8  # the first directive tokens, where the answer is chosen
+# The default shape with a wider, deeper audio encoder: hearing words is the hard part.
+TINY_STAGE1_SHAPE = TinyThinkerShape(audio_d_model=64, audio_layers=2)
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Data mix, augmentation and model shape of stage 1 (defaults: the issue-7 recipe).
+
+    `stage1_config(0.0, augment=False)` is the original world-only recipe.
+    """
+
+    turn_share: float = 0.75  # share of each batch drawn from freshly generated turns
+    # train and val paraphrases (test stays held out); spoken turns mostly: typed ones are the
+    # easy part, hearing words the hard one
+    turns: TurnsConfig = field(
+        default_factory=lambda: TurnsConfig(paraphrase_splits=("train", "val"), typed_share=0.25)
+    )
+    word_dropout: float = 0.1  # typed input: each word dropped with this probability
+    spec_augment: bool = True  # SpecAugment masks on the spoken turns' log-mel features
+    shape: TinyThinkerShape = field(default_factory=lambda: TINY_STAGE1_SHAPE)
+    head_tokens: int = HEAD_TOKENS  # the first directive tokens (where the answer is chosen) ...
+    head_weight: float = 5.0  # ... weigh this much in the loss
+    system_prompt: str | None = TINY_SYSTEM_PROMPT  # None: the long SYSTEM_PROMPT
+    # generated spoken turns turned into the auxiliary "write down the words" task (training only)
+    transcribe_share: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.turn_share <= 1.0:
+            raise ValueError(f"turn_share must be in [0, 1], got {self.turn_share}")
+        if not 0.0 <= self.transcribe_share <= 1.0:
+            raise ValueError(f"transcribe_share must be in [0, 1], got {self.transcribe_share}")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
 
 
 def examples_of(samples: Iterable[DialogueSample]) -> list[Example]:
@@ -54,48 +119,104 @@ class ConductorTask:
         tokenizer: PreTrainedTokenizerBase | None = None,
         shape: TinyThinkerShape | None = None,
         val_examples: Sequence[Example] = (),
+        config: Stage1Config | None = None,
     ) -> None:
+        """`shape` overrides `config.shape` (kept for callers that pass a shape alone)."""
         self.examples = nonempty(examples, "conductor examples")
         self.val_examples = list(val_examples)
         self.batch_size, self.seed = batch_size, seed
+        self.config = config or stage1_config(0.0, False)
+        if shape is not None:
+            self.config = replace(self.config, shape=shape)
+        self.turns = TurnGenerator(seed, self.config.turns) if self.config.turn_share else None
         self.conductor = ThinkerConductor.tiny(
             seed=seed,
             tokenizer=tokenizer or build_tiny_tokenizer(domain_corpus),
-            shape=shape or TinyThinkerShape(),
+            shape=self.config.shape,
         )
         self.model = self.conductor.model
+        # Saved with the weights: from_pretrained prompts the model as it was trained.
+        self.conductor.inputs_config.system_prompt = self.config.system_prompt
 
     def trainable(self) -> list[torch.nn.Parameter]:
         return list(self.model.parameters())
 
     def batch(self, step: int) -> BatchFeature:
-        idx = pick(step_rng(self.seed, step), len(self.examples), self.batch_size)
-        return collate([self.examples[i] for i in idx], self.conductor.encoder)
+        """World turns and generated turns (slot k of step s: turn s * batch_size + k)."""
+        c = self.config
+        n_gen = round(self.batch_size * c.turn_share) if self.turns is not None else 0
+        n_world = self.batch_size - n_gen
+        system = self.conductor.system_prompt
+        rows = []  # (turn, system prompt, target text)
+        if n_world:
+            idx = pick(step_rng(self.seed, step), len(self.examples), n_world)
+            rows += [_directive_row(self.examples[i], system) for i in idx]
+        rng = step_rng(self.seed, step, stream=1)
+        for k in range(n_gen):
+            turn, speech, motion, plan = self.turns.turn(step * self.batch_size + k)
+            if not plan.typed and rng.random() < c.transcribe_share:
+                words = intent_by_name(plan.intent).paraphrases[plan.paraphrase_index]
+                rows.append((turn, TRANSCRIBE_PROMPT, transcript_target(plain_words(words))))
+            else:
+                rows.append(_directive_row((turn, speech, motion), system))
+        if c.word_dropout:
+            rows = [
+                (replace(t, text=drop_words(t.text, rng, c.word_dropout)) if t.text else t, p, y)
+                for t, p, y in rows
+            ]
+        batch = collate_rows(rows, self.conductor.encoder)
+        if c.spec_augment:
+            spec_augment(batch, rng)
+        return batch
 
     def train_step(
         self, batch: BatchFeature, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
     ) -> dict[str, float]:
         self.model.train()
-        loss = stage1_loss(self.model, batch)
+        loss = stage1_loss(self.model, batch, self.config.head_tokens, self.config.head_weight)
         norm = optimizer_step(optimizer, loss, self.model.parameters(), max_grad_norm)
         return {"loss": float(loss.detach()), "grad_norm": norm}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean directive cross-entropy on the held-out examples (other voices, paraphrases)."""
+        """Mean directive cross-entropy on the held-out examples (other voices, paraphrases),
+        and the share whose answer-choosing first tokens come out right (`val_head_acc`)."""
         if not self.val_examples:
             return {}
         self.model.eval()
-        total, n = 0.0, len(self.val_examples)
+        total, right, n = 0.0, 0, len(self.val_examples)
         for i in range(0, n, self.batch_size):
             chunk = self.val_examples[i : i + self.batch_size]
-            batch = collate(chunk, self.conductor.encoder)
-            total += float(stage1_loss(self.model, batch)) * len(chunk)
+            batch = collate(chunk, self.conductor.encoder, self.conductor.system_prompt)
+            logits = directive_logits(self.model, batch)
+            total += float(directive_loss(logits, batch["labels"])) * len(chunk)
+            right += int(head_correct(logits, batch["labels"], HEAD_TOKENS).sum())
         self.model.train()
-        return {"val_loss": total / n}
+        return {"val_loss": total / n, "val_head_acc": right / n}
 
     def save(self, path: Path) -> Path:
         """The trained Conductor as a `ThinkerConductor.from_pretrained` directory."""
         self.model.eval()
         self.conductor.save_pretrained(path)
         return Path(path)
+
+
+def _directive_row(example: Example, system_prompt: str) -> tuple[UserTurn, str, str]:
+    turn, speech, motion = example
+    return turn, system_prompt, directive_target(speech.strip(), motion.strip())
+
+
+def stage1_config(turn_share: float, augment: bool) -> Stage1Config:
+    """The Stage1Config of `run_agent.py train --stage conductor` (TrainConfig's two knobs)."""
+    if augment:
+        return Stage1Config(turn_share=turn_share)
+    return Stage1Config(
+        turn_share=turn_share,
+        word_dropout=0.0,
+        spec_augment=False,
+        head_tokens=0,
+        head_weight=1.0,
+        system_prompt=None,
+        transcribe_share=0.0,
+        shape=TinyThinkerShape(),
+    )

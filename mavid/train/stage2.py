@@ -24,10 +24,16 @@ class CreatorAudioTask:
     with_latents = False  # no video in stage 2
 
     def __init__(
-        self, model: CreatorModel, samples: Iterable[DialogueSample], batch_size: int, seed: int
+        self,
+        model: CreatorModel,
+        samples: Iterable[DialogueSample],
+        batch_size: int,
+        seed: int,
+        code_dropout: float = 0.0,
     ) -> None:
         self.model = model
         self.batch_size, self.seed = batch_size, seed
+        self.code_dropout = code_dropout
         self.groups: dict[ShapeKey, list[ClipPair]] = encode_clip_pairs(
             samples, model, self.with_latents
         )
@@ -45,5 +51,6 @@ class CreatorAudioTask:
     def train_step(
         self, batch: CreatorBatch, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
     ) -> dict[str, float]:
-        out = stage2_step(self.model, batch, optimizer, max_grad_norm)
+        generator = torch.Generator().manual_seed(int(step_rng(self.seed, step, 1).integers(2**62)))
+        out = stage2_step(self.model, batch, optimizer, max_grad_norm, self.code_dropout, generator)
         return {"loss": out["l_ar"], **out}

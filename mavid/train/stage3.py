@@ -29,4 +29,6 @@ class CreatorJointTask(CreatorAudioTask):
     ) -> dict[str, float]:
         seed = int(step_rng(self.seed, step, stream=1).integers(2**62))
         generator = torch.Generator().manual_seed(seed)
-        return stage3_step(self.model, batch, optimizer, max_grad_norm, generator)
+        return stage3_step(
+            self.model, batch, optimizer, max_grad_norm, generator, self.code_dropout
+        )

@@ -1,0 +1,110 @@
+"""The shipped mavid-tiny (mavid/weights/tiny): it loads by default, PocketSphinx recognises
+part of its speech as the directive's words, its frames change, its speech is as loud as
+speech, its Conductor writes valid directives.
+
+Fixed samples, fixed seeds: the bounds sit just outside what the shipped
+weights measured, so a regression (or random weights) fails them. `run_agent.py eval` prints
+the full table; the README says where mavid-tiny falls short of the issue's goals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mavid.avatar import AVATAR_IMAGE, EMBEDDED_WEIGHTS, load_avatar_model
+from mavid.conductor.thinker import ConductorConfig, ThinkerConductor
+from mavid.creator.stream import MAX_RMS, MavidCreator
+from mavid.data.dialogue import typed_form
+from mavid.data.domain import INTENTS, paraphrase_split
+from mavid.eval.conductor import run_conductor, score_conductor
+from mavid.eval.wer import Recognizer, word_error_rate
+from mavid.interfaces import UserTurn
+from mavid.segment import ClipSegmenter
+
+# Answers of the museum domain, spoken by the shipped voice from its default face.
+SENTENCES = (
+    "The toilets are downstairs, next to the cloakroom, and on the second floor.",
+    "The museum shop is right behind you, next to the main entrance.",
+    "You are very welcome. Enjoy your visit.",
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    assert (EMBEDDED_WEIGHTS / "creator" / "model.safetensors").is_file(), "weights not shipped"
+    return load_avatar_model()
+
+
+def speak(creator: MavidCreator, text: str, seed: int):
+    """The answer as the agent makes it: segmenter prompts, then clips until speech drains."""
+    stream = creator.new_stream(seed=seed)
+    segmenter = ClipSegmenter()
+    prompts = segmenter.feed(text + " ") + segmenter.flush()
+    clips = [stream.next_clip(p, "") for p in prompts]
+    while stream.pending_speech_frames > 0 and len(clips) < 40:
+        clips.append(stream.next_clip("", ""))
+    frames = np.concatenate([c.frames for c in clips])
+    audio = np.concatenate([c.audio for c in clips])
+    return frames, audio, clips[0].sample_rate, clips[0].fps
+
+
+@pytest.fixture(scope="module")
+def spoken(model):
+    return [speak(model.creator, text, seed) for seed, text in enumerate(SENTENCES)]
+
+
+def test_the_default_is_the_shipped_model(model):
+    creator = model.creator
+    assert isinstance(creator, MavidCreator) and creator.model.preset.name == "tiny"
+    assert isinstance(model.conductor, ThinkerConductor)
+    size = sum(p.stat().st_size for p in EMBEDDED_WEIGHTS.rglob("*") if p.is_file())
+    assert size < 60 * 2**20  # tens of MB, in git
+    face = creator.new_stream(seed=0).reference_frame()
+    assert creator.default_reference is not None and (EMBEDDED_WEIGHTS / AVATAR_IMAGE).is_file()
+    assert np.array_equal(face, creator.default_reference)
+
+
+def test_speech_is_recognised_as_the_directive(spoken):
+    asr = Recognizer("domain")
+    hyps = [asr.transcribe(audio, rate) for _, audio, rate, _ in spoken]
+    wer = word_error_rate(SENTENCES, hyps).wer
+    assert wer < WER_BOUND, hyps
+
+
+def test_frames_change_and_speech_is_as_loud_as_speech(spoken):
+    # a still picture gives a frame std of 0; silence or a blast fails the loudness check.
+    # (The mouth barely moves: lip-sync is a goal mavid-tiny misses, README: eval table.)
+    for frames, audio, _, _ in spoken:
+        assert frames.std(axis=0).mean() > FRAME_STD
+        rms = float(np.sqrt(np.mean(audio**2)))
+        assert 0.02 < rms <= MAX_RMS + 1e-6
+
+
+def test_the_conductor_knows_its_domains_questions(model):
+    # the first training paraphrase of every intent that does not depend on the camera, typed.
+    # The shipped tiny Conductor is weak (README: 10.6 % on held-out turns): this checks it
+    # writes valid directives and picks the right answer far more often than chance (1/30)
+    intents = [i for i in INTENTS if not i.visual]
+    questions = [
+        typed_form(
+            next(p for k, p in enumerate(i.paraphrases) if paraphrase_split(i, k) == "train"),
+            np.random.default_rng(0),
+        )
+        for i in intents
+    ]
+    conductor = ThinkerConductor.from_pretrained(
+        EMBEDDED_WEIGHTS / "conductor", ConductorConfig(do_sample=False)
+    )
+    predictions = [run_conductor(conductor, UserTurn(text=q)) for q in questions]
+    names = [i.name for i in intents]
+    score = score_conductor(predictions, names, ["none"] * len(names), [""] * len(names))
+    assert score.format_validity >= 0.9
+    assert score.intent_accuracy >= CONDUCTOR_BOUND, list(zip(questions, predictions, strict=True))
+
+
+# Bounds just outside what the shipped weights measured on these samples (fixed seeds):
+# WER 0.84 (0.84-0.91 over sampling temperatures; silence or noise: 1.0), frame std 5.7-9.4.
+WER_BOUND = 0.97
+FRAME_STD = 2.0
+CONDUCTOR_BOUND = 0.2  # measured 0.37 on typed forms of these (greedy); chance is 0.03
