@@ -57,12 +57,21 @@ def generate_clips(
     motion: str,
     reference_image: np.ndarray | None = None,
     seed: int = 0,
+    drain: bool = True,
+    max_extra_clips: int = 30,
 ) -> Iterator[AVClip]:
-    """Clips of one answer; the first is the spec's shorter first clip, as in a live turn."""
+    """Clips of one answer; the first is the spec's shorter first clip, as in a live turn.
+
+    With `drain`, more (empty-prompt) clips follow while the stream still holds speech the
+    prompts queued (`pending_speech_frames`), as the agent does, so no word is cut off.
+    """
     stream = creator.new_stream(reference_image, seed=seed)
     for i, speech in enumerate(prompts):
         frames = creator.spec.first_clip_frames if i == 0 else creator.spec.clip_frames
         yield stream.next_clip(speech, motion, num_frames=frames)
+    while drain and getattr(stream, "pending_speech_frames", 0) > 0 and max_extra_clips > 0:
+        max_extra_clips -= 1
+        yield stream.next_clip("", motion, num_frames=creator.spec.clip_frames)
 
 
 def write_mp4(clips: Iterable[AVClip], out: Path, progress: tqdm | None = None) -> Path:
@@ -109,8 +118,10 @@ def render(
     progress: bool = True,
 ) -> Path:
     prompts = clip_prompts(speech, clips)
+    # a fixed clip count is kept exactly; otherwise the answer runs until its speech is out
+    made = generate_clips(creator, prompts, motion, reference_image, seed, drain=clips is None)
     with tqdm(total=len(prompts), unit="clip", disable=not progress, desc="render") as bar:
-        return write_mp4(generate_clips(creator, prompts, motion, reference_image, seed), out, bar)
+        return write_mp4(made, out, bar)
 
 
 def render_main(cfg: RenderConfig) -> Path:
