@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mavid.codecs.framing import trim_to_frames
 from mavid.codecs.mel_codec import MelRVQCodec
 from mavid.config import AudioTokenizerConfig
 
@@ -111,15 +112,11 @@ class RVQAudioCodec(nn.Module):
             z = z + self.out_proj[k](self.codebooks[k][codes[:, k]])
         return z.transpose(1, 2)
 
-    def _frames(self, wave: torch.Tensor) -> torch.Tensor:
-        n = wave.shape[-1] // self.hop_length * self.hop_length
-        if n == 0:
-            raise ValueError(f"audio of {wave.shape[-1]} samples is shorter than one frame")
-        return wave[..., :n]
-
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
         wave, single = _batched(wave, 1)
-        z = self.encoder(self._frames(wave).unsqueeze(1)).transpose(1, 2)  # (B, T, D)
+        z = self.encoder(trim_to_frames(wave, self.hop_length).unsqueeze(1)).transpose(
+            1, 2
+        )  # (B, T, D)
         codes = self._quantize(z)[0]
         return codes[0] if single else codes
 
@@ -134,7 +131,7 @@ class RVQAudioCodec(nn.Module):
 
     def reconstruction_loss(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training loss on (B, N) audio: L1 + multi-resolution STFT magnitude + VQ losses."""
-        wave = self._frames(wave)
+        wave = trim_to_frames(wave, self.hop_length)
         z = self.encoder(wave.unsqueeze(1)).transpose(1, 2)
         _, quantized, vq = self._quantize(z)
         recon = self.decoder(quantized.transpose(1, 2)).squeeze(1)

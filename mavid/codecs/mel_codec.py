@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers.audio_utils import mel_filter_bank
 
+from mavid.codecs.framing import trim_to_frames
 from mavid.config import AudioTokenizerConfig
 
 
@@ -64,15 +65,13 @@ class MelRVQCodec(nn.Module):
         self.register_buffer("feature_std", torch.ones(self.dim))
 
     # ---- analysis
-    def _frames(self, wave: torch.Tensor) -> torch.Tensor:
-        n = wave.shape[-1] // self.hop_length * self.hop_length
-        if n == 0:
-            raise ValueError(f"audio of {wave.shape[-1]} samples is shorter than one frame")
-        return wave[..., :n]
-
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, N) waveform -> (B, T, subframes * n_mels) normalised log-mel, T = N // hop."""
-        wave = self._frames(wave.float())
+        return (self._logmel(wave) - self.feature_mean.float()) / self.feature_std.float()
+
+    def _logmel(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, N) waveform -> (B, T, subframes * n_mels) log-mel, not normalised."""
+        wave = trim_to_frames(wave.float(), self.hop_length)
         t = wave.shape[-1] // self.hop_length
         spec = torch.stft(
             wave, self.n_fft, self.stft_hop, window=self.window.float(), return_complex=True
@@ -80,8 +79,7 @@ class MelRVQCodec(nn.Module):
         mel = torch.log(
             torch.clamp(self.mel_basis.float().T @ spec[..., : t * self.config.subframes], min=1e-5)
         )
-        mel = mel.transpose(1, 2).reshape(wave.shape[0], t, self.dim)
-        return (mel - self.feature_mean.float()) / self.feature_std.float()
+        return mel.transpose(1, 2).reshape(wave.shape[0], t, self.dim)
 
     def _quantize(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, D) features -> (B, K, T) codes."""
@@ -169,7 +167,7 @@ class MelRVQCodec(nn.Module):
         feats = []
         for w in waves:
             if w.shape[0] >= self.hop_length:
-                x = self._raw_logmel(torch.from_numpy(np.asarray(w, dtype=np.float32))[None])
+                x = self._logmel(torch.from_numpy(np.asarray(w, dtype=np.float32))[None])
                 feats.append(x[0])
         if not feats:
             raise ValueError("no audio long enough to fit the codec on")
@@ -190,16 +188,6 @@ class MelRVQCodec(nn.Module):
             errors[f"codebook_{k}"] = float(residual.pow(2).sum()) / total
             stages.set_postfix(error=f"{errors[f'codebook_{k}']:.3f}")
         return errors
-
-    def _raw_logmel(self, wave: torch.Tensor) -> torch.Tensor:
-        mean, std = self.feature_mean.clone(), self.feature_std.clone()
-        self.feature_mean.zero_()
-        self.feature_std.fill_(1.0)
-        try:
-            return self.features(wave)
-        finally:
-            self.feature_mean.copy_(mean)
-            self.feature_std.copy_(std)
 
 
 def _nearest(x: torch.Tensor, book: torch.Tensor, chunk: int = 8192) -> torch.Tensor:

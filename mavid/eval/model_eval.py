@@ -49,7 +49,7 @@ from mavid.eval.report import (
 from mavid.eval.timbre import TimbreMeter
 from mavid.eval.wer import Recognizer
 from mavid.interfaces import Conductor
-from mavid.segment import ClipSegmenter
+from mavid.render import clip_prompts
 
 __all__ = ["LONG_INTENTS", "ModelEvalConfig", "eval_model", "generate_answer", "without_fusion"]
 
@@ -105,8 +105,7 @@ def generate_answer(
     prompts queued (`pending_speech_frames`), so no word is cut off.
     """
     stream = creator.new_stream(reference_image=sample.frames[0], seed=seed)
-    segmenter = ClipSegmenter()
-    prompts = segmenter.feed(sample.answer.speech + " ") + segmenter.flush()
+    prompts = clip_prompts(sample.answer.speech, None)
     spec = creator.spec
     frames, audio, clips, start = [], [], [], 0
     while len(clips) < max_clips:
