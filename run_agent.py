@@ -262,6 +262,18 @@ class TrainCommand(Command):
     conductor_augment: bool = Field(
         True, description="Conductor: the issue-7 recipe (mavid.train.stage1.Stage1Config)."
     )
+    history_noise: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="creator-joint: noise the previous clip's latents to t ~ U(0, this).",
+    )
+    device: str = Field(
+        "cpu", description="Where to train: cpu, or cuda (a GPU; same steps, same recipe)."
+    )
+    workers: int = Field(
+        0, ge=0, description="Processes making batches ahead (the conductor's generated turns)."
+    )
 
     def cli_cmd(self) -> None:
         from mavid.train import TrainConfig, train_main

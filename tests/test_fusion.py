@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,3 +159,47 @@ def test_video_sees_previous_clip_and_dit_output_uses_prefix():
     p1, _ = model.video_history(torch.randn(1, 4, 3, 4, 4))
     p2, _ = model.video_history(torch.randn(1, 4, 3, 4, 4))
     assert not torch.equal(model.video(z, t, p1, kv, None), model.video(z, t, p2, kv, None))
+
+
+@torch.inference_mode()
+def test_an_anchored_dit_sees_the_reference_in_every_clip_and_the_audio_never_does():
+    model = micro()  # MICRO anchors, as the tiny preset
+    z, t = torch.randn(1, 4, 3, 4, 4), torch.full((1, 3), 0.5)
+    kv = model.motion_kv(["smile"])
+    prev = torch.randn(1, 4, 3, 4, 4)
+    ref_a, ref_b = torch.randn(1, 4, 1, 4, 4), torch.randn(1, 4, 1, 4, 4)
+    pa, fv_a = model.video_history(prev, ref_a)
+    pb, _ = model.video_history(prev, ref_b)
+    assert pa.num_latents == 4 and pa.history_latents == 3
+    assert pa.streams[0].shape[1] == 3 * 4  # F_v's source: v_{j-1}'s tokens only
+    assert not torch.equal(model.video(z, t, pa, kv, None), model.video(z, t, pb, kv, None))
+    # F_v reads v_{j-1} after its SA, which also saw the reference: only the video side may
+    # change with it, so compare what the audio receives without the reference in the prefix
+    unanchored = micro(reference_anchor=False)
+    unanchored.load_state_dict(model.state_dict())
+    pu, fv_u = unanchored.video_history(prev, ref_a)
+    pv, _ = unanchored.video_history(prev, None)
+    assert pu.num_latents == 3 and torch.equal(pu.kv[0][0], pv.kv[0][0])  # ignored
+    assert fv_a is not None and fv_u is not None
+    # a first clip has the reference alone: a prefix for the DiT, no F_v for the audio
+    first, fv = model.video_history(None, ref_a)
+    assert first.num_latents == 1 and first.history_latents == 0 and fv is None
+    assert unanchored.video_history(None, ref_a) == (None, None)
+
+
+@torch.inference_mode()
+def test_an_anchored_streams_first_audio_clip_does_not_depend_on_the_reference():
+    from mavid.creator.stream import MavidCreator
+
+    creator = MavidCreator(micro())
+    face_a = np.full((32, 32, 3), 40, np.uint8)
+    face_b = np.full((32, 32, 3), 220, np.uint8)
+    a, b = creator.new_stream(face_a, seed=1), creator.new_stream(face_b, seed=1)
+    clips_a = [a.next_clip("same words", "smile") for _ in range(3)]
+    clips_b = [b.next_clip("same words", "smile") for _ in range(3)]
+    # the first clip's audio has no video history at all; later clips' F_v reads v_{j-1},
+    # whose pixels differ between the streams, so only the first is compared
+    assert np.array_equal(clips_a[0].audio, clips_b[0].audio)
+    # the faces reach the video (latents: the micro VAE's random decoder rounds small changes
+    # away in pixels)
+    assert not torch.equal(a.history.video_latents, b.history.video_latents)

@@ -82,3 +82,16 @@ def test_corrupt_members_fail_clearly():
         decode_audio(b"not audio")
     with pytest.raises(ValueError, match="missing tar members"):
         sample_from_members({"json": b"{}"})
+
+
+def test_threaded_decoding_gives_the_samples_in_manifest_order(tmp_path_factory):
+    from micro_world import micro_world
+
+    from mavid.data.shards import WorldDataset
+
+    world = micro_world(tmp_path_factory)
+    one = list(WorldDataset(world, "train", decode_threads=1))
+    many = list(WorldDataset(world, "train", decode_threads=3))
+    assert [s.plan.key for s in one] == [s.plan.key for s in many] == WorldDataset(world).keys()
+    for a, b in zip(one, many, strict=True):
+        assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)

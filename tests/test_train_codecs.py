@@ -103,3 +103,35 @@ def test_a_world_of_another_size_is_a_clear_error(world, tmp_path):
     cfg = TrainConfig("codecs", world, tmp_path, steps=2, preset=MICRO, threads=1, progress=False)
     with pytest.raises(ValueError, match=r"world media .* the preset wants"):
         train_main(cfg)
+
+
+def test_a_codecs_run_from_an_init_keeps_its_tokenizer_and_fits_the_latent_scale(world, tmp_path):
+    base = dict(steps=3, batch_size=2, lr=2e-3, threads=1, preset=PRESET, progress=False)
+    tokenizer = train_main(TrainConfig("codecs", world, tmp_path / "tok", **{**base, "steps": 1}))
+    run = train_main(TrainConfig("codecs", world, tmp_path / "vae", init=tokenizer.model, **base))
+    source, model = load_checkpoint(tokenizer.model), load_checkpoint(run.model)
+    # the tokenizer is the init's, tensor for tensor: stage 2 may start from either run
+    mine, theirs = model.audio_codec.state_dict(), source.audio_codec.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    assert not torch.equal(
+        model.video_vae.decoder[0].weight, source.video_vae.decoder[0].weight
+    )  # the VAE trained
+    # the latent scale was measured at the end and saved in the config: unit-variance latents
+    scale = model.preset.video_vae.latent_scale
+    assert scale != 1.0 and model.video_vae.config.latent_scale == scale
+    task = CodecsTask(media_tracks(iter_samples(world), model.preset), model.preset, 4, 0)
+    with torch.no_grad():
+        z = model.video_vae.encode(task.batch(0).video)
+    assert 0.7 < float(z.std()) < 1.4
+
+
+def test_the_vae_loss_adds_the_l1_of_the_reconstructions_spatial_gradients():
+    vae = CreatorModel.random(PRESET, 0).video_vae
+    video = torch.zeros(1, 3, 5, 48, 48)
+    video[..., 16:32, 16:32] = 1.0  # a hard-edged square
+    losses = vae.reconstruction_loss(video)
+    with torch.no_grad():
+        recon = vae.decode(vae.encode(video))
+    edges = sum((recon.diff(dim=d) - video.diff(dim=d)).abs().mean() for d in (-1, -2))
+    assert torch.allclose(losses["edges"], edges, rtol=1e-4)
+    assert torch.allclose(losses["loss"], losses["l1"] + losses["edges"] + losses["latent_l2"])

@@ -149,3 +149,49 @@ def test_bad_loop_config_is_rejected(tmp_path):
         LoopConfig(out=tmp_path, steps=0)
     with pytest.raises(ValueError, match="warmup_steps"):
         LoopConfig(out=tmp_path, steps=5, warmup_steps=5)
+
+
+class WorkerPid(Regression):
+    """Regression whose batches also say which process made them."""
+
+    def batch(self, step):
+        x, y = super().batch(step)
+        return x, y, os.getpid()
+
+    def train_step(self, batch, optimizer, max_grad_norm, step):
+        x, y, pid = batch
+        self.makers.add(pid)
+        return super().train_step((x, y), optimizer, max_grad_norm, step)
+
+
+def test_batch_workers_make_the_same_run_in_other_processes(tmp_path):
+    straight, fanned = WorkerPid(), WorkerPid()
+    straight.makers, fanned.makers = set(), set()
+    train_loop(straight, cfg(tmp_path / "a"))
+    train_loop(fanned, cfg(tmp_path / "b", workers=2))
+    assert straight.makers == {os.getpid()}
+    assert fanned.makers and os.getpid() not in fanned.makers  # made ahead, elsewhere
+    assert_same(weights(tmp_path / "a", 12), weights(tmp_path / "b", 12))
+    # a stop mid-run ends the workers with the loop (none left behind)
+    cut = WorkerPid(signal_at=5)
+    cut.makers = set()
+    train_loop(cut, cfg(tmp_path / "c", workers=2))
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []
+
+
+def test_a_device_that_is_not_here_is_a_clear_error_before_anything_is_written(
+    tmp_path, monkeypatch
+):
+    from mavid.train import TrainConfig, train_main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on the CPU machines
+    cfg = TrainConfig("conductor", tmp_path / "world", tmp_path / "run", device="cuda")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        train_main(cfg)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig("conductor", tmp_path, tmp_path, device="gpu0")
+    with pytest.raises(ValueError, match="workers"):
+        LoopConfig(out=tmp_path, steps=5, workers=-1)

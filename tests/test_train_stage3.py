@@ -95,3 +95,35 @@ def test_codecs_come_from_the_codecs_run_when_named(world, init, tmp_path):
                       threads=1, init=init, codecs=bad, progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="audio tokenizer differs"):
         train_main(cfg)
+
+
+def test_batches_carry_reference_candidates_of_their_own_answer(world, init):
+    task = CreatorJointTask(load_checkpoint(init), iter_samples(world), batch_size=4, seed=0)
+    assert task.model.cfg.reference_anchor
+    for pairs in task.groups.values():
+        for p in pairs:
+            assert p.ref_latents.shape[0] == 4 and p.ref_latents.shape[2] == 1
+    first = next(p for p in task.groups[min(task.groups)] if p.prev_codes is None)
+    # candidate 0 is the answer's first frame: the first clip's first latent
+    assert torch.allclose(first.ref_latents[0, :, 0], first.cur_latents[:, 0], atol=1e-5)
+    picks = {tuple(task.batch(step).ref_latents.flatten(1)[:, 0].tolist()) for step in range(6)}
+    assert len(picks) > 1  # items draw among the candidates, step by step
+
+
+def test_history_noise_marks_noised_history_and_changes_the_loss(world, init):
+    from mavid.creator.training import noised_history
+
+    prev = torch.randn(3, 4, 2, 6, 6)
+    noisy, t = noised_history(prev, 0.3, torch.Generator().manual_seed(0))
+    assert t.shape == (3, 2) and (t >= 0).all() and (t <= 0.3).all()
+    assert torch.equal(t[:, 0], t[:, 1])  # one time per item
+    assert not torch.equal(noisy, prev)
+
+    def loss(history_noise):
+        task = CreatorJointTask(load_checkpoint(init), iter_samples(world), batch_size=2,
+                                seed=0, history_noise=history_noise)  # fmt: skip
+        step = next(s for s in range(20) if task.batch(s).prev_latents is not None)
+        opt = torch.optim.SGD(task.trainable(), lr=0.0)
+        return task.train_step(task.batch(step), opt, 1.0, step)["l_diff"]
+
+    assert loss(0.0) != loss(0.5)

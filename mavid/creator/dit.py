@@ -24,11 +24,13 @@ KV = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class VideoPrefix:
-    """What layer l of clip j needs from the clean previous clip: its SA keys/values + SA stream."""
+    """What layer l of clip j needs from the clean latents before it: SA keys/values of all of
+    them (the reference latent, if anchored, then v_{j-1}) and the SA stream of v_{j-1} alone."""
 
-    kv: list[KV]  # per layer: (B, H, T_prev*P, hd) each
-    streams: list[torch.Tensor]  # per layer: (B, T_prev*P, Dv)
-    num_latents: int
+    kv: list[KV]  # per layer: (B, H, T_prefix*P, hd) each
+    streams: list[torch.Tensor]  # per layer: (B, T_prev*P, Dv); T_prev = 0 without v_{j-1}
+    num_latents: int  # T_prefix: reference + previous clip; clip j's RoPE time starts here
+    history_latents: int  # T_prev: latents of v_{j-1} (F_v's source)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -154,18 +156,37 @@ class VideoDiT(nn.Module):
         angles = rope_3d(t, h // p, w // p, self.cfg.video_dim // self.cfg.video_heads, t_offset)
         return angles.cos().to(like), angles.sin().to(like)
 
-    def encode_prefix(self, prev: torch.Tensor) -> VideoPrefix:
-        """Clean previous clip latents (B, C, T, h, w) -> per-layer SA kv and SA streams."""
-        b, _, t, h, w = prev.shape
-        x = self.patch_embed(self.patchify(prev))
+    def encode_prefix(
+        self,
+        prev: torch.Tensor | None,
+        reference: torch.Tensor | None = None,
+        prev_t: torch.Tensor | None = None,
+    ) -> VideoPrefix:
+        """Latents before clip j -> per-layer SA kv and the SA streams of v_{j-1}.
+
+        `reference` (B, C, 1, h, w): the reference image's latent, placed first (RoPE time 0);
+        `prev` (B, C, T, h, w): v_{j-1}, clean, or noised to times `prev_t` (B, T) in training
+        (history noise augmentation). Either may be None, not both.
+        """
+        parts = [z for z in (reference, prev) if z is not None]
+        if not parts:
+            raise ValueError("a prefix needs the previous clip, the reference latent, or both")
+        z = torch.cat(parts, dim=2)
+        b, _, t, h, w = z.shape
+        n_ref = 0 if reference is None else reference.shape[2]
+        times = torch.zeros(b, t, device=z.device, dtype=z.dtype)
+        if prev_t is not None:
+            times[:, n_ref:] = prev_t
+        x = self.patch_embed(self.patchify(z))
         cos, sin = self.rope(t, h, w, 0, x)
-        _, temb6 = self.temb(torch.zeros(b, t, device=prev.device, dtype=prev.dtype))
+        _, temb6 = self.temb(times)
+        per_latent = x.shape[1] // t
         kvs, streams = [], []
         for i, block in enumerate(self.blocks):
             x, kv, stream = block.prefix(x, cos, sin, temb6, last=i == len(self.blocks) - 1)
             kvs.append(kv)
-            streams.append(stream)
-        return VideoPrefix(kv=kvs, streams=streams, num_latents=t)
+            streams.append(stream[:, n_ref * per_latent :])
+        return VideoPrefix(kv=kvs, streams=streams, num_latents=t, history_latents=t - n_ref)
 
     def forward(
         self,

@@ -71,14 +71,27 @@ class CreatorModel(nn.Module):
         attn_mask = None if bool(mask.all()) else mask[:, None, None, :]
         return [(*block.text_attn.project_kv(t_motion), attn_mask) for block in self.video.blocks]
 
-    def video_history(self, prev_latents: torch.Tensor) -> tuple[VideoPrefix, list[KV] | None]:
-        """Clean v_{j-1} -> its SA prefix for the DiT and F_v keys/values for the audio (Eq. 6)."""
-        prefix = self.video.encode_prefix(prev_latents)
-        if not self.cfg.fusion:
+    def video_history(
+        self,
+        prev_latents: torch.Tensor | None,
+        reference: torch.Tensor | None = None,
+        prev_t: torch.Tensor | None = None,
+    ) -> tuple[VideoPrefix | None, list[KV] | None]:
+        """v_{j-1} (and the reference latent, in presets with `reference_anchor`) -> the DiT's
+        SA prefix, and F_v keys/values for the audio (Eq. 6; None without v_{j-1}).
+
+        The reference is ignored unless the preset anchors to it; `prev_t` (B, T_prev) marks
+        noised history (training only)."""
+        if not self.cfg.reference_anchor:
+            reference = None
+        if prev_latents is None and reference is None:
+            return None, None
+        prefix = self.video.encode_prefix(prev_latents, reference, prev_t)
+        if not self.cfg.fusion or prev_latents is None:
             return prefix, None
         fv_kv = []
         for block, stream in zip(self.audio.blocks, prefix.streams, strict=True):
-            fv = fv_select(stream, prefix.num_latents, self.cfg.fv_latents)
+            fv = fv_select(stream, prefix.history_latents, self.cfg.fv_latents)
             fv_kv.append(block.fuse_video.context(fv))
         return prefix, fv_kv
 

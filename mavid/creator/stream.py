@@ -181,9 +181,10 @@ class MavidCreatorStream:
         if self.planner is not None:
             self.planner.push(speech)
             phones = torch.from_numpy(self.planner.take(f))[None].to(dev)  # (1, F, 2)
-        prefix, fv_kv = (None, None)
-        if hist is not None:
-            prefix, fv_kv = model.video_history(hist.video_latents)
+        # v_{j-1} and (anchored presets) the reference latent; the first clip may have neither
+        prefix, fv_kv = model.video_history(
+            hist.video_latents if hist is not None else None, self._reference_latent
+        )
         lap("video_history")
         stats: dict[str, int] = {}
         cols, sources = model.audio.generate(

@@ -31,6 +31,7 @@ class CreatorBatch:
     prev_latents: torch.Tensor | None = None  # (B, C, Tp, h, w)
     cur_phones: torch.Tensor | None = None  # (B, F, 2) phone track (phone-track presets)
     prev_phones: torch.Tensor | None = None  # (B, Fp, 2)
+    ref_latents: torch.Tensor | None = None  # (B, C, 1, h, w) reference image (anchored presets)
 
     def to(self, device: torch.device | str) -> CreatorBatch:
         def move(t):
@@ -45,6 +46,7 @@ class CreatorBatch:
             move(self.prev_latents),
             move(self.cur_phones),
             move(self.prev_phones),
+            move(self.ref_latents),
         )
 
 
@@ -109,7 +111,7 @@ def _drop_codes(
     """Embedded input columns (B, L, D) with a share `p` of their code embeddings zeroed."""
     x = model.audio.embed_columns(cols)
     if p > 0:
-        keep = torch.rand(x.shape[:2], generator=generator, device=x.device) >= p
+        keep = _draw(torch.rand, x.shape[:2], generator, x) >= p
         x = x * keep[..., None].to(x.dtype)
     return x + model.audio.embed_phones(phones) if phones is not None else x
 
@@ -125,9 +127,8 @@ def l_diff(
     reference image), as at inference."""
     x0 = batch.cur_latents
     b, _, t_lat = x0.shape[:3]
-    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    t = torch.rand(b, 1, generator=generator, device=x0.device, dtype=x0.dtype).expand(b, t_lat)
-    t = t.clone()
+    noise = _draw(torch.randn, x0.shape, generator, x0)
+    t = _draw(torch.rand, (b, 1), generator, x0).expand(b, t_lat).clone()
     weight = torch.ones(b, 1, t_lat, 1, 1, device=x0.device, dtype=x0.dtype)
     if batch.prev_latents is None:
         t[:, 0] = 0.0
@@ -138,6 +139,13 @@ def l_diff(
     v = model.video(x_t, t, prefix, text_kv, audio_ctx)
     err = (v - (noise - x0)).pow(2) * weight
     return err.sum() / (weight.sum() * err.shape[1] * err.shape[3] * err.shape[4])
+
+
+def _draw(fn, shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """`fn(shape)` (torch.rand / randn) from `generator` on its own device, then moved to
+    `like`'s: a CPU generator gives the same draws whether the model trains on CPU or GPU."""
+    dev = generator.device if generator is not None else like.device
+    return fn(shape, generator=generator, device=dev).to(like.device, like.dtype)
 
 
 def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, max_norm: float) -> float:
@@ -163,6 +171,18 @@ def stage2_step(
     return {"l_ar": float(loss.detach()), "grad_norm": norm}
 
 
+def noised_history(
+    prev: torch.Tensor, max_t: float, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """History noise augmentation: v_{j-1} (B, C, T, h, w) noised to a time t ~ U(0, max_t)
+    per item, and those times (B, T). At inference v_{j-1} is the model's own clean-looking but
+    imperfect output; training on ground truth alone teaches the DiT to trust every detail of
+    its history, so its errors compound clip after clip."""
+    b, t_lat = prev.shape[0], prev.shape[2]
+    t = (_draw(torch.rand, (b, 1), generator, prev) * max_t).expand(b, t_lat).contiguous()
+    return add_noise(prev, _draw(torch.randn, prev.shape, generator, prev), t), t
+
+
 def stage3_step(
     model: CreatorModel,
     batch: CreatorBatch,
@@ -170,12 +190,17 @@ def stage3_step(
     max_norm: float = 1.0,
     generator: torch.Generator | None = None,
     code_dropout: float = 0.0,
+    history_noise: float = 0.0,
 ) -> dict[str, float]:
-    """Stage 3: AR + DiT end to end through the fusion module, L = L_AR + L_DIFF."""
+    """Stage 3: AR + DiT end to end through the fusion module, L = L_AR + L_DIFF.
+
+    `history_noise` > 0 noises v_{j-1} (`noised_history`); the reference latent (anchored
+    presets) is always clean."""
     model.train()
-    prefix, fv_kv = (None, None)
-    if batch.prev_latents is not None:
-        prefix, fv_kv = model.video_history(batch.prev_latents)
+    prev, prev_t = batch.prev_latents, None
+    if prev is not None and history_noise > 0:
+        prev, prev_t = noised_history(prev, history_noise, generator)
+    prefix, fv_kv = model.video_history(prev, batch.ref_latents, prev_t)
     loss_ar, sources = l_ar(model, batch, fv_kv, code_dropout, generator)
     loss_diff = l_diff(model, batch, prefix, sources if model.cfg.fusion else None, generator)
     loss = loss_ar + loss_diff

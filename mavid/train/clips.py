@@ -7,6 +7,11 @@ Audio token frame f spans video frame f (25 Hz both), so clip codes are a slice 
 answer's codes; each clip's frames (1 + 4k) are encoded alone, as each is decoded alone.
 Pairs of the same shapes are grouped so a batch stacks: (first clip, no history),
 (clip 1 after the short clip 0), (full clip after a full clip).
+
+Presets that anchor every clip to a reference image (`CreatorConfig.reference_anchor`) get, per
+answer, the latents of a few of its frames as reference candidates: the first frame (what the
+reference is at inference) and frames a quarter, half and three quarters in, so the DiT learns
+to take the identity from the reference, not its mouth or head pose. Each batch item draws one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class ClipPair:
     prev_latents: torch.Tensor | None = None  # (C, Tp, h, w)
     cur_phones: torch.Tensor | None = None  # (F, 2) phone track; None without one
     prev_phones: torch.Tensor | None = None  # (Fp, 2)
+    ref_latents: torch.Tensor | None = None  # (R, C, 1, h, w) reference candidates of the answer
 
 
 def answer_phone_track(sample: DialogueSample) -> np.ndarray:
@@ -59,19 +65,50 @@ def answer_phone_track(sample: DialogueSample) -> np.ndarray:
     return phone_track(phonemes, sample.frames.shape[0], sample.fps)
 
 
+REFERENCE_POSITIONS = (0.0, 0.25, 0.5, 0.75)  # where in the answer the reference candidates are
+
+
+def _video(frames: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """(F, H, W, 3) uint8 -> (1, 3, F, H, W) in [-1, 1] on `device`."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(3, 0, 1, 2)[None]
+    return x.float() / 127.5 - 1.0
+
+
+def reference_latents(vae, frames: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """(R, C, 1, h, w): one-frame latents of the answer's frames at REFERENCE_POSITIONS."""
+    idx = [min(int(p * len(frames)), len(frames) - 1) for p in REFERENCE_POSITIONS]
+    return torch.cat([vae.encode(_video(frames[i : i + 1], device)) for i in idx]).cpu()
+
+
 @torch.inference_mode()
 def encode_clip_pairs(
-    samples: Iterable[DialogueSample], model: CreatorModel, with_latents: bool = True
+    samples: Iterable[DialogueSample],
+    model: CreatorModel,
+    with_latents: bool = True,
+    device: torch.device | str = "cpu",
 ) -> dict[ShapeKey, list[ClipPair]]:
-    """All (j-1, j) pairs of the samples' answers, grouped by shape."""
+    """All (j-1, j) pairs of the samples' answers, grouped by shape. The codecs run on
+    `device` for the encoding (and the model returns to the CPU); the pairs stay on the CPU."""
     codec, vae = model.audio_codec, model.video_vae
     if codec is None or vae is None:
         raise ValueError("encoding the world needs the preset's own codecs inside the model")
+    codec.to(device)
+    vae.to(device)
+    try:
+        return _encode_pairs(samples, model, with_latents, device)
+    finally:
+        codec.to("cpu")
+        vae.to("cpu")
+
+
+def _encode_pairs(samples, model, with_latents, device) -> dict[ShapeKey, list[ClipPair]]:
+    codec, vae = model.audio_codec, model.video_vae
+    anchored = with_latents and model.cfg.reference_anchor
     groups: dict[ShapeKey, list[ClipPair]] = {}
     for s in samples:
         check_media(s, model.preset.media)
-        wave = torch.from_numpy(s.speech_audio.astype(np.float32))
-        codes = codec.encode(wave)  # (K, T) with T = frames of the answer
+        wave = torch.from_numpy(s.speech_audio.astype(np.float32)).to(device)
+        codes = codec.encode(wave).cpu()  # (K, T) with T = frames of the answer
         if codes.shape[1] < s.frames.shape[0]:
             raise ValueError(
                 f"sample {s.plan.key}: {codes.shape[1]} audio token frames for "
@@ -80,14 +117,15 @@ def encode_clip_pairs(
         track = None
         if model.cfg.phone_track:
             track = torch.from_numpy(answer_phone_track(s))
+        refs = reference_latents(vae, s.frames, device) if anchored else None
         prev: ClipPair | None = None
         for clip in s.clips:
             lo, hi = clip.start_frame, clip.start_frame + clip.num_frames
             latents = None
             if with_latents:
-                video = torch.from_numpy(s.frames[lo:hi]).permute(3, 0, 1, 2)[None].float()
-                latents = vae.encode(video / 127.5 - 1.0)[0]  # (C, T, h, w)
+                latents = vae.encode(_video(s.frames[lo:hi], device))[0].cpu()  # (C, T, h, w)
             pair = ClipPair(clip.speech, clip.motion, codes[:, lo:hi].clone(), latents)
+            pair.ref_latents = refs
             if track is not None:
                 pair.cur_phones = track[lo:hi].clone()
             if prev is not None:
@@ -100,9 +138,15 @@ def encode_clip_pairs(
     return {k: groups[k] for k in sorted(groups)}
 
 
-def stack_pairs(pairs: list[ClipPair]) -> CreatorBatch:
-    """Pairs of one shape group -> a CreatorBatch (latents empty if none were encoded)."""
+def stack_pairs(pairs: list[ClipPair], rng: np.random.Generator | None = None) -> CreatorBatch:
+    """Pairs of one shape group -> a CreatorBatch (latents empty if none were encoded). With
+    reference candidates, each item takes the one `rng` draws (the first without an rng)."""
     first = pairs[0]
+    refs = None
+    if first.ref_latents is not None:
+        n = first.ref_latents.shape[0]
+        pick_ref = (lambda: int(rng.integers(n))) if rng is not None else (lambda: 0)
+        refs = torch.stack([p.ref_latents[pick_ref()] for p in pairs])
     latents = (
         torch.stack([p.cur_latents for p in pairs])
         if first.cur_latents is not None
@@ -125,6 +169,7 @@ def stack_pairs(pairs: list[ClipPair]) -> CreatorBatch:
         prev_phones=(
             torch.stack([p.prev_phones for p in pairs]) if has_phones and has_prev else None
         ),
+        ref_latents=refs,
     )
 
 
@@ -136,4 +181,4 @@ def pick_batch(
     sizes = np.array([len(groups[k]) for k in keys], dtype=float)
     key = keys[int(rng.choice(len(keys), p=sizes / sizes.sum()))]
     items = groups[key]
-    return stack_pairs([items[i] for i in pick(rng, len(items), batch_size)])
+    return stack_pairs([items[i] for i in pick(rng, len(items), batch_size)], rng)

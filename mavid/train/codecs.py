@@ -7,10 +7,17 @@ waveform codec (`rvq_conv`) trains beside the VAE with its reconstruction loss i
 They live inside a `CreatorModel` (its `audio_codec` / `video_vae`), so the run ends with a
 Creator checkpoint (mavid/checkpoint.py format) whose codecs are trained and whose generator
 is still random: the `init` of stage 2.
+
+Given an `init` model (a codecs run's `model/`), the task takes its audio tokenizer as it is and
+trains only a fresh video VAE: stage 2 can then start from that init beside the VAE's training
+(it needs only the tokenizer), and stage 3 takes the VAE from here with the same tokenizer by
+construction. When training ends (`finish`), the VAE's `latent_scale` is set to the standard
+deviation of its latents on the world, so the DiT sees unit-variance latents.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -53,8 +60,15 @@ class CodecsTask:
     of video per batch item, from samples and offsets drawn from (seed, step)."""
 
     def __init__(
-        self, tracks: list[MediaTrack], preset: Preset, batch_size: int, seed: int
+        self,
+        tracks: list[MediaTrack],
+        preset: Preset,
+        batch_size: int,
+        seed: int,
+        audio_codec_from: CreatorModel | None = None,
     ) -> None:
+        """`audio_codec_from`: take this model's audio tokenizer (fitted, or trained) instead
+        of making one; only the video VAE trains then."""
         self.tracks = nonempty(tracks, "media tracks")
         self.preset, self.batch_size, self.seed = preset, batch_size, seed
         self.model = CreatorModel.random(preset, seed)
@@ -62,7 +76,10 @@ class CodecsTask:
             raise ValueError(f"preset {preset.name!r} has no codecs of ours to train")
         self.hop = self.model.audio_codec.hop_length
         self.fit_errors: dict[str, float] = {}
-        if isinstance(self.model.audio_codec, MelRVQCodec):
+        self.audio_frozen = audio_codec_from is not None
+        if audio_codec_from is not None:
+            self.model.audio_codec.load_state_dict(audio_codec_from.audio_codec.state_dict())
+        elif isinstance(self.model.audio_codec, MelRVQCodec):
             self.fit_errors = self.model.audio_codec.fit((t.audio for t in self.tracks), seed)
         self.clip_frames = preset.media.clip_frames
         shortest = min(t.frames.shape[0] for t in self.tracks)
@@ -71,7 +88,8 @@ class CodecsTask:
 
     @property
     def learned_audio(self) -> bool:
-        return not isinstance(self.model.audio_codec, MelRVQCodec)
+        """The audio codec trains here (a learned kind, not taken from an init)."""
+        return not self.audio_frozen and not isinstance(self.model.audio_codec, MelRVQCodec)
 
     def trainable(self) -> list[torch.nn.Parameter]:
         audio = list(self.model.audio_codec.parameters()) if self.learned_audio else []
@@ -96,8 +114,11 @@ class CodecsTask:
     ) -> dict[str, float]:
         codec, vae = self.model.audio_codec, self.model.video_vae
         vae.train()
+        device = next(vae.parameters()).device
+        batch = CodecBatch(batch.audio.to(device), batch.video.to(device))
         v = vae.reconstruction_loss(batch.video)
-        loss, logged = v["loss"], {"video_l1": float(v["l1"].detach())}
+        loss = v["loss"]
+        logged = {"video_l1": float(v["l1"].detach()), "video_edges": float(v["edges"].detach())}
         if self.learned_audio:
             codec.train()
             a = codec.reconstruction_loss(batch.audio)
@@ -110,3 +131,19 @@ class CodecsTask:
             )
         norm = optimizer_step(optimizer, loss, self.trainable(), max_grad_norm)
         return {"loss": float(loss.detach()), **logged, "grad_norm": norm}
+
+    @torch.inference_mode()
+    def finish(self, batches: int = 8) -> float:
+        """Set the VAE's `latent_scale` (in the model's preset too, so checkpoints keep it) to
+        the standard deviation of its unscaled latents on the first `batches` batches."""
+        vae = self.model.video_vae
+        vae.eval()
+        device = next(vae.parameters()).device
+        raw = [
+            vae.encode(self.batch(step).video.to(device)) * vae.config.latent_scale
+            for step in range(batches)
+        ]
+        scale = float(torch.cat([z.flatten() for z in raw]).std())
+        vae.config = dataclasses.replace(vae.config, latent_scale=scale)
+        self.model.preset = dataclasses.replace(self.model.preset, video_vae=vae.config)
+        return scale

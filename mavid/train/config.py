@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+import torch
+
 from mavid.config import Preset
 
 Stage = Literal["codecs", "conductor", "creator-audio", "creator-joint"]
@@ -18,7 +20,8 @@ class TrainConfig:
 
     Stages chain through `init`: codecs -> creator-audio (init = the codecs run's `model/`)
     -> creator-joint (init = the creator-audio run's `model/`, optionally `codecs` = the codecs
-    run's `model/`). The conductor stands alone.
+    run's `model/`). The conductor stands alone. A codecs run given an `init` keeps that
+    model's audio tokenizer and trains only the video VAE.
     """
 
     stage: Stage
@@ -52,6 +55,10 @@ class TrainConfig:
     # conductor stage (issue 7; see mavid.train.stage1.Stage1Config):
     conductor_turns: float = 0.75  # share of each batch from generated visitor turns (0: world)
     conductor_augment: bool = True  # the issue-7 recipe (Stage1Config); False: the original one
+    # creator-joint: previous-clip latents noised to t ~ U(0, history_noise) (0: clean)
+    history_noise: float = 0.0
+    device: str = "cpu"  # "cuda" trains on a GPU (the same command and steps as on the CPU)
+    workers: int = 0  # processes making batches ahead (worth it for the conductor's turns)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -67,6 +74,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.history_noise <= 1.0:
+            raise ValueError(f"history_noise must be in [0, 1], got {self.history_noise}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}") from None
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {self.max_samples}")
 

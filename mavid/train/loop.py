@@ -37,6 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mavid.train.plots import plot_losses
+from mavid.train.prefetch import BatchPrefetcher
 
 CHECKPOINTS = "checkpoints"
 LOG_NAME = "log.jsonl"
@@ -89,6 +90,8 @@ class LoopConfig:
     progress: bool = True
     desc: str = "train"
     plot_every_s: float = 60.0  # redraw loss.png at a checkpoint at most this often (and at end)
+    device: str = "cpu"  # where the model trains ("cuda": a GPU); batches move there per step
+    workers: int = 0  # processes making the next batches ahead (mavid.train.prefetch)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -101,6 +104,8 @@ class LoopConfig:
             raise ValueError("checkpoint_every and keep_checkpoints must be >= 1")
         if self.stop_after is not None and self.stop_after < 1:
             raise ValueError(f"stop_after must be >= 1, got {self.stop_after}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,16 @@ def _graceful_stop() -> Iterator[_StopRequest]:
 
 
 def train_loop(task: TrainTask, cfg: LoopConfig) -> LoopResult:
+    """Train `task` per `cfg`. Batch workers fork before the model moves to `cfg.device`."""
+    with BatchPrefetcher(task.batch, cfg.workers) as prefetcher:
+        task.model.to(cfg.device)
+        try:
+            return _train_loop(task, cfg, prefetcher)
+        finally:
+            task.model.to("cpu")  # what the caller saves or evaluates next lives on the CPU
+
+
+def _train_loop(task: TrainTask, cfg: LoopConfig, prefetcher: BatchPrefetcher) -> LoopResult:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path, plot_path = out / LOG_NAME, out / PLOT_NAME
@@ -298,7 +313,7 @@ def train_loop(task: TrainTask, cfg: LoopConfig) -> LoopResult:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
     )
-    skip = ("progress", "stop_after", "plot_every_s")
+    skip = ("progress", "stop_after", "plot_every_s", "device", "workers")
     config = {k: v for k, v in asdict(cfg).items() if k not in skip}
     start = 0
     found = latest_checkpoint(out)
@@ -344,9 +359,9 @@ def train_loop(task: TrainTask, cfg: LoopConfig) -> LoopResult:
         log_path.open("a") as log,
         tqdm(total=cfg.steps, initial=start, desc=cfg.desc, disable=not cfg.progress) as bar,
     ):
-        while step < end:
+        for batch in prefetcher.batches(start, end):
             lr = optimizer.param_groups[0]["lr"]
-            metrics = task.train_step(task.batch(step), optimizer, cfg.max_grad_norm, step)
+            metrics = task.train_step(batch, optimizer, cfg.max_grad_norm, step)
             if not math.isfinite(metrics["loss"]):
                 raise FloatingPointError(
                     f"loss is {metrics['loss']} at step {step + 1}; the last good checkpoint "

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from mavid.checkpoint import load_checkpoint, load_codec_state, read_preset, save_checkpoint
-from mavid.config import get_preset
+from mavid.codecs.video_vae import build_video_vae
+from mavid.config import VideoVAEConfig, get_preset
 from mavid.data.shards import WorldDataset
 from mavid.train.codecs import CodecsTask, media_tracks
 from mavid.train.config import TrainConfig
@@ -37,7 +38,7 @@ CONFIG_NAME = "train_config.json"
 # Settings whose change makes a resumed run another run than the one checkpointed.
 _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs", "preset",
           "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
-          "code_dropout", "conductor_turns", "conductor_augment")  # fmt: skip
+          "code_dropout", "conductor_turns", "conductor_augment", "history_noise")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,14 @@ def _creator_init(cfg: TrainConfig):
     read_preset(cfg.init)  # a clear CheckpointError before the slower load
     model = load_checkpoint(cfg.init)
     if cfg.codecs is not None:
-        swap_codecs(model, load_codec_state(cfg.codecs))
+        swap_codecs(model, load_codec_state(cfg.codecs), read_preset(cfg.codecs).video_vae)
     return model
 
 
-def swap_codecs(model, codecs: dict[str, torch.Tensor]) -> None:
-    """Put a codecs run's codec tensors into `model`. The audio tokenizer must be the one
-    `model` was trained with (codes would change meaning otherwise); the video VAE may differ."""
+def swap_codecs(model, codecs: dict[str, torch.Tensor], vae_config: VideoVAEConfig) -> None:
+    """Put a codecs run's codecs into `model`: its video VAE (config, e.g. widths and latent
+    scale, and tensors) and its audio tokenizer, which must be the one `model` was trained
+    with (codes would change meaning otherwise)."""
     mine = model.audio_codec.state_dict()
     theirs = {
         k.removeprefix("audio_codec."): v for k, v in codecs.items() if k.startswith("audio_codec.")
@@ -105,7 +107,9 @@ def swap_codecs(model, codecs: dict[str, torch.Tensor]) -> None:
             "use the codecs run whose tokenizer stage 2 used"
         )
     vae = {k.removeprefix("video_vae."): v for k, v in codecs.items() if k.startswith("video_vae.")}
+    model.video_vae = build_video_vae(vae_config)
     model.video_vae.load_state_dict(vae)
+    model.preset = dataclasses.replace(model.preset, video_vae=vae_config)
 
 
 def _val_samples(cfg: TrainConfig) -> list:
@@ -128,15 +132,28 @@ def build_task(cfg: TrainConfig):
             config=stage1_config(cfg.conductor_turns, cfg.conductor_augment),
         )
     if cfg.stage == "codecs":
+        audio_from = load_checkpoint(cfg.init) if cfg.init is not None else None
         preset = get_preset(cfg.preset) if isinstance(cfg.preset, str) else cfg.preset
-        return CodecsTask(media_tracks(samples, preset), preset, cfg.batch_size, cfg.seed)
+        if audio_from is not None:
+            # the init's tokenizer, and the VAE of today's preset (a new one trains)
+            preset = dataclasses.replace(audio_from.preset, video_vae=preset.video_vae)
+        tracks = media_tracks(samples, preset)
+        return CodecsTask(tracks, preset, cfg.batch_size, cfg.seed, audio_codec_from=audio_from)
     model = _creator_init(cfg)
-    kind = CreatorAudioTask if cfg.stage == "creator-audio" else CreatorJointTask
-    return kind(model, samples, cfg.batch_size, cfg.seed, cfg.code_dropout)
+    args = (model, samples, cfg.batch_size, cfg.seed, cfg.code_dropout, cfg.device)
+    if cfg.stage == "creator-audio":
+        return CreatorAudioTask(*args)
+    return CreatorJointTask(*args, history_noise=cfg.history_noise)
 
 
 def train_main(cfg: TrainConfig) -> TrainResult:
     """Train one stage into `cfg.out`; resumes from its checkpoints when `cfg.resume`."""
+    if torch.device(cfg.device).type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {cfg.device!r}: no CUDA device on this machine (use cpu)")
+        # TF32 matmuls and convolutions: ~3x fp32 on Ampere and later, at 10-bit mantissas
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
@@ -162,10 +179,15 @@ def _train(cfg: TrainConfig) -> TrainResult:
         stop_after=cfg.stop_after,
         progress=cfg.progress,
         desc=cfg.stage,
+        device=cfg.device,
+        workers=cfg.workers,
     )
     result = train_loop(task, loop)
     model_dir = None
     if result.step >= cfg.steps:
+        finish = getattr(task, "finish", None)  # e.g. the codecs' latent scale, once at the end
+        if finish is not None:
+            finish()
         model_dir = cfg.out / MODEL_DIR
         tmp = cfg.out / (MODEL_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)

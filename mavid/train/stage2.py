@@ -30,13 +30,19 @@ class CreatorAudioTask:
         batch_size: int,
         seed: int,
         code_dropout: float = 0.0,
+        device: torch.device | str = "cpu",
     ) -> None:
+        """`device`: where the world is encoded (the training loop moves the model itself)."""
         self.model = model
         self.batch_size, self.seed = batch_size, seed
         self.code_dropout = code_dropout
         self.groups: dict[ShapeKey, list[ClipPair]] = encode_clip_pairs(
-            samples, model, self.with_latents
+            samples, model, self.with_latents, device
         )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     @property
     def num_pairs(self) -> int:
@@ -52,5 +58,6 @@ class CreatorAudioTask:
         self, batch: CreatorBatch, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
     ) -> dict[str, float]:
         generator = torch.Generator().manual_seed(int(step_rng(self.seed, step, 1).integers(2**62)))
+        batch = batch.to(self.device)
         out = stage2_step(self.model, batch, optimizer, max_grad_norm, self.code_dropout, generator)
         return {"loss": out["l_ar"], **out}

@@ -3,7 +3,8 @@ L = L_AR + L_DIFF (`mavid.creator.training.stage3_step`).
 
 Starts from the stage-2 run (`init`). The codecs stay frozen: the world is encoded once into
 codes and latents. The flow-matching noise and times of step i come from a generator seeded
-by (seed, i), so a resumed run draws what a straight run draws.
+by (seed, i), so a resumed run draws what a straight run draws. `history_noise` > 0 noises
+the previous clip's latents (`mavid.creator.training.noised_history`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ class CreatorJointTask(CreatorAudioTask):
 
     with_latents = True
 
+    def __init__(self, *args, history_noise: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.history_noise = history_noise
+
     def trainable(self) -> list[torch.nn.Parameter]:
         m = self.model
         return [*m.audio.parameters(), *m.video.parameters(), *m.motion.parameters()]
@@ -30,5 +35,11 @@ class CreatorJointTask(CreatorAudioTask):
         seed = int(step_rng(self.seed, step, stream=1).integers(2**62))
         generator = torch.Generator().manual_seed(seed)
         return stage3_step(
-            self.model, batch, optimizer, max_grad_norm, generator, self.code_dropout
+            self.model,
+            batch.to(self.device),
+            optimizer,
+            max_grad_norm,
+            generator,
+            self.code_dropout,
+            self.history_noise,
         )
