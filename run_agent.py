@@ -250,6 +250,11 @@ class TrainCommand(Command):
         description="Creator stages: share of input code columns hidden from the AR decoder.",
     )
     preset: str = Field("tiny", description="Model preset of the codecs stage (tiny, paper).")
+    creator_preset: str | None = Field(
+        None,
+        description="Creator stages: train under this preset's Creator config (e.g. tiny), "
+        "starting from --init's weights.",
+    )
     max_samples: int | None = Field(None, ge=1, description="Use only the first N samples.")
     val_samples: int = Field(32, ge=0, description="Held-out samples scored at checkpoints.")
     checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints.")
@@ -261,6 +266,9 @@ class TrainCommand(Command):
     )
     conductor_augment: bool = Field(
         True, description="Conductor: the issue-7 recipe (mavid.train.stage1.Stage1Config)."
+    )
+    video_crop: int | None = Field(
+        None, ge=8, description="codecs: train the video VAE on random crops of this size (px)."
     )
     history_noise: float = Field(
         0.0,

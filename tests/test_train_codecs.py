@@ -135,3 +135,25 @@ def test_the_vae_loss_adds_the_l1_of_the_reconstructions_spatial_gradients():
     edges = sum((recon.diff(dim=d) - video.diff(dim=d)).abs().mean() for d in (-1, -2))
     assert torch.allclose(losses["edges"], edges, rtol=1e-4)
     assert torch.allclose(losses["loss"], losses["l1"] + losses["edges"] + losses["latent_l2"])
+
+
+def test_the_vae_can_train_on_crops_on_the_latent_grid(world):
+    tracks = media_tracks(iter_samples(world), PRESET)
+    t = CodecsTask(tracks, PRESET, 3, 0, crop=24)
+    batch = t.batch(2)
+    assert batch.video.shape == (3, 3, 9, 24, 24)
+    # each crop is a window of some clip of the world, at a multiple of 8 pixels
+    found = any(
+        torch.equal(frames[:, f : f + 9, y : y + 24, x : x + 24], batch.video[i])
+        for t_ in tracks
+        for frames in [torch.from_numpy(t_.frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0]
+        for i in range(3)
+        for f in range(frames.shape[1] - 8)
+        for y in range(0, 48 - 23, 8)
+        for x in range(0, 48 - 23, 8)
+    )
+    assert found
+    with pytest.raises(ValueError, match="multiple of 8"):
+        CodecsTask(tracks, PRESET, 3, 0, crop=20)
+    with pytest.raises(ValueError, match="video_crop"):
+        TrainConfig("codecs", world, world, video_crop=12)

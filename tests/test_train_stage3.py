@@ -127,3 +127,20 @@ def test_history_noise_marks_noised_history_and_changes_the_loss(world, init):
         return task.train_step(task.batch(step), opt, 1.0, step)["l_diff"]
 
     assert loss(0.0) != loss(0.5)
+
+
+def test_an_init_can_train_under_todays_creator_config(world, tmp_path):
+    import dataclasses
+
+    old = dataclasses.replace(
+        PRESET, creator=dataclasses.replace(PRESET.creator, reference_anchor=False)
+    )
+    init = save_checkpoint(CreatorModel.random(old, 4), tmp_path / "old")
+    cfg = TrainConfig("creator-joint", world, tmp_path / "run", steps=1, batch_size=2,
+                      threads=1, init=init, creator_preset="micro", progress=False)  # fmt: skip
+    trained = load_checkpoint(train_main(cfg).model)
+    assert trained.cfg.reference_anchor and trained.preset.media == old.media
+    bad = TrainConfig("creator-joint", world, tmp_path / "run2", steps=1, batch_size=2,
+                      threads=1, init=init, creator_preset="tiny", progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="do not fit"):
+        train_main(bad)

@@ -66,9 +66,11 @@ class CodecsTask:
         batch_size: int,
         seed: int,
         audio_codec_from: CreatorModel | None = None,
+        crop: int | None = None,
     ) -> None:
         """`audio_codec_from`: take this model's audio tokenizer (fitted, or trained) instead
-        of making one; only the video VAE trains then."""
+        of making one; only the video VAE trains then. `crop`: the VAE trains on random
+        `crop` x `crop` windows of the frames (on a grid of the VAE's spatial step)."""
         self.tracks = nonempty(tracks, "media tracks")
         self.preset, self.batch_size, self.seed = preset, batch_size, seed
         self.model = CreatorModel.random(preset, seed)
@@ -82,6 +84,14 @@ class CodecsTask:
         elif isinstance(self.model.audio_codec, MelRVQCodec):
             self.fit_errors = self.model.audio_codec.fit((t.audio for t in self.tracks), seed)
         self.clip_frames = preset.media.clip_frames
+        media = preset.media
+        if crop is not None and (
+            crop % media.spatial_compression or crop > min(media.height, media.width)
+        ):
+            raise ValueError(
+                f"crop {crop} must be a multiple of {media.spatial_compression} within the frame"
+            )
+        self.crop = crop
         shortest = min(t.frames.shape[0] for t in self.tracks)
         if shortest < self.clip_frames:
             raise ValueError(f"a sample has {shortest} frames, shorter than one clip")
@@ -105,7 +115,15 @@ class CodecsTask:
             audio.append(torch.from_numpy(t.audio[a0 * hop : (a0 + n) * hop]))
             t = self.tracks[int(rng.integers(len(self.tracks)))]
             f0 = int(rng.integers(t.frames.shape[0] - n + 1))
-            video.append(torch.from_numpy(t.frames[f0 : f0 + n]))
+            clip = t.frames[f0 : f0 + n]
+            if self.crop is not None:
+                step = self.preset.media.spatial_compression
+                y, x = (
+                    step * int(rng.integers((size - self.crop) // step + 1))
+                    for size in clip.shape[1:3]
+                )
+                clip = clip[:, y : y + self.crop, x : x + self.crop]
+            video.append(torch.from_numpy(np.ascontiguousarray(clip)))
         frames = torch.stack(video).permute(0, 4, 1, 2, 3).float()  # (B, 3, F, H, W)
         return CodecBatch(torch.stack(audio), frames / 127.5 - 1.0)
 

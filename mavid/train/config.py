@@ -40,6 +40,9 @@ class TrainConfig:
     codecs: Path | None = None
     # codecs stage: a preset name or a Preset (creator stages take the preset of `init`)
     preset: str | Preset = "tiny"
+    # creator stages: train under this preset's Creator config (e.g. "tiny": today's), with the
+    # init's weights (their shapes must fit); None keeps the init's own config
+    creator_preset: str | None = None
     split: str = "train"
     max_samples: int | None = None  # use only the first N samples of the split
     val_samples: int = 32  # held-out "val" samples scored at each checkpoint (0: none)
@@ -55,6 +58,9 @@ class TrainConfig:
     # conductor stage (issue 7; see mavid.train.stage1.Stage1Config):
     conductor_turns: float = 0.75  # share of each batch from generated visitor turns (0: world)
     conductor_augment: bool = True  # the issue-7 recipe (Stage1Config); False: the original one
+    # codecs: train the video VAE on random square crops of this many pixels (a multiple of
+    # the VAE's 8x; it is convolutional, and 64-px crops train ~7x faster than 128-px frames)
+    video_crop: int | None = None
     # creator-joint: previous-clip latents noised to t ~ U(0, history_noise) (0: clean)
     history_noise: float = 0.0
     device: str = "cpu"  # "cuda" trains on a GPU (the same command and steps as on the CPU)
@@ -74,6 +80,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.video_crop is not None and (self.video_crop < 8 or self.video_crop % 8):
+            raise ValueError(f"video_crop must be a positive multiple of 8, got {self.video_crop}")
         if not 0.0 <= self.history_noise <= 1.0:
             raise ValueError(f"history_noise must be in [0, 1], got {self.history_noise}")
         if self.workers < 0:

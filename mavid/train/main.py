@@ -21,7 +21,8 @@ import torch
 
 from mavid.checkpoint import load_checkpoint, load_codec_state, read_preset, save_checkpoint
 from mavid.codecs.video_vae import build_video_vae
-from mavid.config import VideoVAEConfig, get_preset
+from mavid.config import CreatorConfig, VideoVAEConfig, get_preset
+from mavid.creator.model import CreatorModel
 from mavid.data.shards import WorldDataset
 from mavid.train.codecs import CodecsTask, media_tracks
 from mavid.train.config import TrainConfig
@@ -38,7 +39,8 @@ CONFIG_NAME = "train_config.json"
 # Settings whose change makes a resumed run another run than the one checkpointed.
 _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs", "preset",
           "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
-          "code_dropout", "conductor_turns", "conductor_augment", "history_noise")  # fmt: skip
+          "code_dropout", "conductor_turns", "conductor_augment", "history_noise", "video_crop",
+          "creator_preset")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,23 @@ def _creator_init(cfg: TrainConfig):
         )
     read_preset(cfg.init)  # a clear CheckpointError before the slower load
     model = load_checkpoint(cfg.init)
+    if cfg.creator_preset is not None:
+        model = with_creator_config(model, get_preset(cfg.creator_preset).creator)
     if cfg.codecs is not None:
         swap_codecs(model, load_codec_state(cfg.codecs), read_preset(cfg.codecs).video_vae)
     return model
+
+
+def with_creator_config(model: CreatorModel, creator: CreatorConfig) -> CreatorModel:
+    """`model`'s weights under another Creator config (e.g. today's tiny preset, which anchors
+    every clip to the reference): the generator's shapes must agree; the codecs stay."""
+    preset = dataclasses.replace(model.preset, creator=creator)
+    try:
+        target = CreatorModel(preset)
+        target.load_state_dict(model.state_dict())
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"the init's weights do not fit that Creator config: {exc}") from None
+    return target.eval()
 
 
 def swap_codecs(model, codecs: dict[str, torch.Tensor], vae_config: VideoVAEConfig) -> None:
@@ -138,7 +154,14 @@ def build_task(cfg: TrainConfig):
             # the init's tokenizer, and the VAE of today's preset (a new one trains)
             preset = dataclasses.replace(audio_from.preset, video_vae=preset.video_vae)
         tracks = media_tracks(samples, preset)
-        return CodecsTask(tracks, preset, cfg.batch_size, cfg.seed, audio_codec_from=audio_from)
+        return CodecsTask(
+            tracks,
+            preset,
+            cfg.batch_size,
+            cfg.seed,
+            audio_codec_from=audio_from,
+            crop=cfg.video_crop,
+        )
     model = _creator_init(cfg)
     args = (model, samples, cfg.batch_size, cfg.seed, cfg.code_dropout, cfg.device)
     if cfg.stage == "creator-audio":
