@@ -249,6 +249,12 @@ class TrainCommand(Command):
         lt=1.0,
         description="Creator stages: share of input code columns hidden from the AR decoder.",
     )
+    phone_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Creator stages: share of items trained without their phone track.",
+    )
     preset: str = Field("tiny", description="Model preset of the codecs stage (tiny, paper).")
     creator_preset: str | None = Field(
         None,

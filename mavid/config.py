@@ -111,7 +111,9 @@ class CreatorConfig:
     sampler_steps: int = 2
     sampler_shift: float = 3.0  # Wan-style timestep shift; 1.0 = uniform
     cfg_scale: float = 1.0  # > 1 enables classifier-free guidance on the motion directive
-    # AR sampling.
+    # AR sampling. phone_guidance > 1: classifier-free guidance on the phone track (the decoder
+    # must have trained with phone dropout); 1 = off
+    phone_guidance: float = 1.0
     temperature: float = 0.8
     top_k: int = 50
     top_p: float = 0.95

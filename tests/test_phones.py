@@ -145,3 +145,42 @@ def test_prompts_without_words_queue_nothing(text):
     planner = PhonePlanner(25)
     planner.push(text)
     assert planner.pending_frames == 0
+
+
+@torch.inference_mode()
+def test_no_track_embeds_to_nothing_and_guidance_steers_the_codes():
+    from mavid.creator.audio_decoder import SamplingConfig
+    from mavid.creator.phones import NO_TRACK
+    from mavid.creator.text import encode_text
+
+    model = CreatorModel.random(MICRO, 0)
+    audio = model.audio
+    track = torch.tensor([[[5, 0], [5, 1], [9, 0]]])
+    assert audio.embed_phones(track).abs().sum() > 0
+    assert torch.equal(audio.embed_phones(torch.full_like(track, NO_TRACK)), torch.zeros(1, 3, 32))
+    text = torch.tensor([encode_text("hello", MICRO.creator.max_text_len)])
+    phones = torch.randint(1, 50, (1, 9, 2)) % torch.tensor([50, 8])
+
+    def codes(guidance, seed=0):
+        cols, sources = audio.generate(
+            text, None, 9, None, SamplingConfig(1.0, 0, 1.0),
+            torch.Generator().manual_seed(seed), phones=phones, phone_guidance=guidance,
+        )  # fmt: skip
+        return cols, sources
+
+    plain, plain_src = codes(1.0)
+    again, _ = codes(1.0)
+    assert torch.equal(plain, again) and plain.shape[0] == 1
+    guided, guided_src = codes(3.0)
+    assert guided.shape == plain.shape and plain_src[0].shape == guided_src[0].shape
+    assert not torch.equal(plain, guided)  # the same draws, other logits
+
+
+def test_phone_dropout_trains_items_without_their_track():
+    from mavid.creator.phones import without_track
+
+    track = torch.ones(3, 4, 2, dtype=torch.long)
+    out = without_track(track, torch.tensor([True, False, True]))
+    assert (out[0] == -1).all() and (out[2] == -1).all() and torch.equal(out[1], track[1])
+    assert torch.equal(track, torch.ones(3, 4, 2, dtype=torch.long))  # a copy
+    assert without_track(None, torch.tensor([True])) is None

@@ -144,3 +144,15 @@ def test_an_init_can_train_under_todays_creator_config(world, tmp_path):
                       threads=1, init=init, creator_preset="tiny", progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="do not fit"):
         train_main(bad)
+
+
+def test_phone_dropout_changes_the_ar_loss_and_is_validated(world, init, tmp_path):
+    def l_ar(phone_dropout):
+        task = CreatorJointTask(load_checkpoint(init), iter_samples(world), batch_size=4,
+                                seed=0, phone_dropout=phone_dropout)  # fmt: skip
+        opt = torch.optim.SGD(task.trainable(), lr=0.0)
+        return task.train_step(task.batch(0), opt, 1.0, 0)["l_ar"]
+
+    assert l_ar(0.0) == l_ar(0.0) and l_ar(0.0) != l_ar(0.9)
+    with pytest.raises(ValueError, match="phone_dropout"):
+        TrainConfig("creator-joint", world, tmp_path, phone_dropout=1.0)

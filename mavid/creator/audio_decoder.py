@@ -20,7 +20,7 @@ from torch import nn
 from mavid.config import CreatorConfig
 from mavid.creator.fusion import AudioFromVideo, audio_frame_columns
 from mavid.creator.layers import Attention, apply_rope, rope_angles
-from mavid.creator.phones import MAX_PHONE_POS, PHONE_VOCAB
+from mavid.creator.phones import MAX_PHONE_POS, NO_TRACK, PHONE_VOCAB
 from mavid.creator.text import TEXT_VOCAB
 
 KV = tuple[torch.Tensor, torch.Tensor]
@@ -161,7 +161,10 @@ class AudioDecoder(nn.Module):
         """(B, L, 2) column phones -> (B, L, D); 0 for presets without a phone track."""
         if not self.cfg.phone_track:
             return 0.0
-        return self.phone_embed(phones[..., 0]) + self.phone_pos_embed(phones[..., 1])
+        present = phones[..., :1] >= 0  # NO_TRACK (-1): the item has no track at all
+        phones = phones.clamp_min(0)
+        x = self.phone_embed(phones[..., 0]) + self.phone_pos_embed(phones[..., 1])
+        return x * present.to(x.dtype)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, L, D) -> (B, L, K, V) next-column logits."""
@@ -211,11 +214,14 @@ class AudioDecoder(nn.Module):
         stats: dict[str, int] | None = None,
         phones: torch.Tensor | None = None,
         prev_phones: torch.Tensor | None = None,
+        phone_guidance: float = 1.0,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Sample clip j -> delayed columns (B, K, F + K + 1) and F_a sources (B, F, D) per layer.
 
         `phones` / `prev_phones`: the (B, F, 2) phone tracks of clips j and j-1 (phone track
-        presets; None reads as silence).
+        presets; None reads as silence). `phone_guidance` > 1: classifier-free guidance on the
+        track, logits = l(no track) + g * (l(track) - l(no track)), computed as a second batch
+        half without the tracks (decoders trained with phone dropout know that case).
 
         Positions where the delay pattern fixes the token (bos before, eos after) are forced;
         only real code positions are sampled, from the 1024 codes.
@@ -224,14 +230,25 @@ class AudioDecoder(nn.Module):
         k, f = cfg.num_codebooks, num_frames
         length = f + k + 1
         b = text_ids.shape[0]
-        cols = torch.full((b, k, length), cfg.stream_eos, dtype=torch.long, device=text_ids.device)
+        guided = phone_guidance != 1.0 and phones is not None and cfg.phone_track
+        if guided:  # rows b.. are the same items without their tracks
+            text_ids, prev_cols = _twice(text_ids), _twice(prev_cols)
+            phones = torch.cat([phones, torch.full_like(phones, NO_TRACK)])
+            if prev_phones is not None:
+                prev_phones = torch.cat([prev_phones, torch.full_like(prev_phones, NO_TRACK)])
+            if fv_kv is not None:
+                fv_kv = [(_twice(kk), _twice(vv)) for kk, vv in fv_kv]
+        rows = text_ids.shape[0]
+        cols = torch.full(
+            (rows, k, length), cfg.stream_eos, dtype=torch.long, device=text_ids.device
+        )
         cols[:, :, 0] = cfg.stream_bos
         prefix = self.prefix(text_ids, prev_cols, prev_phones)
         col_phones = column_phones(phones, length)
         first = torch.cat([prefix, self.embed_columns(cols[:, :, :1], _cols(col_phones, 0))], dim=1)
         cache = KVCache(
             cfg.num_layers,
-            b,
+            rows,
             cfg.audio_heads,
             first.shape[1] + length,
             cfg.audio_dim // cfg.audio_heads,
@@ -245,12 +262,16 @@ class AudioDecoder(nn.Module):
         codebook = torch.arange(k, device=cols.device)
         for m in range(1, length):
             check()
-            logits = self.logits(hidden[:, -1:])[:, 0, :, : cfg.codebook_size]  # (B, K, 1024)
+            logits = self.logits(hidden[:, -1:])[:, 0, :, : cfg.codebook_size]  # (R, K, 1024)
+            if guided:
+                logits = logits[b:] + phone_guidance * (logits[:b] - logits[b:])
             w = m - codebook  # index into [bos, codes..., eos] per codebook
             sampled = sample_codes(logits, sampling, generator)
             col = torch.where(w <= 0, cfg.stream_bos, cfg.stream_eos).expand(b, k).clone()
             is_code = (w >= 1) & (w <= f)
             col[:, is_code] = sampled[:, is_code]
+            if guided:  # both halves go on with the guided codes
+                col = _twice(col)
             cols[:, :, m] = col
             if m == length - 1:
                 break
@@ -265,5 +286,10 @@ class AudioDecoder(nn.Module):
             for i, s in enumerate(streams):
                 fed[i].append(s)
         frame_cols = audio_frame_columns(f, k).to(cols.device)
-        sources = [torch.cat(parts, dim=1)[:, frame_cols] for parts in fed]
-        return cols, sources
+        sources = [torch.cat(parts, dim=1)[:b, frame_cols] for parts in fed]
+        return cols[:b], sources
+
+
+def _twice(x: torch.Tensor | None) -> torch.Tensor | None:
+    """The batch twice over (guidance's two halves); None stays None."""
+    return None if x is None else torch.cat([x, x])

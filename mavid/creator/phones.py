@@ -22,11 +22,13 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from mavid.data.speech import PhonemeTiming, Voice, synthesize
 
 PHONE_VOCAB = 512  # 0 = silence; phonemes hash into 1..511 (espeak-ng's inventory is < 200)
 MAX_PHONE_POS = 8  # frames since the phone started, capped (its shape changes over time)
+NO_TRACK = -1  # phone id of "no track at all" (embeds to zero): phone guidance's other branch
 _SENTENCE_END = tuple(".!?")
 _PHRASE_END = tuple(",;:")
 
@@ -46,6 +48,15 @@ def phone_track(phonemes: Sequence[PhonemeTiming], num_frames: int, fps: int) ->
         if inside.size:
             track[inside, 0] = phone_id(p.ipa)
             track[inside, 1] = np.minimum(np.arange(inside.size), MAX_PHONE_POS - 1)
+    return track
+
+
+def without_track(track: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
+    """(B, F, 2) tracks with the items where `rows` (B,) is True marked NO_TRACK."""
+    if track is None:
+        return None
+    track = track.clone()
+    track[rows] = NO_TRACK
     return track
 
 

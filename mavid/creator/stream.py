@@ -198,6 +198,7 @@ class MavidCreatorStream:
             stats,
             phones=phones,
             prev_phones=hist.phones if hist is not None else None,
+            phone_guidance=cfg.phone_guidance,
         )
         self.last_cache_bytes = stats.get("cache_bytes", 0)
         lap("ar_audio")

@@ -15,6 +15,7 @@ from mavid.codecs.delay_pattern import data_mask, wrap_clip
 from mavid.creator.audio_decoder import column_phones
 from mavid.creator.fusion import audio_frame_columns
 from mavid.creator.model import CreatorModel
+from mavid.creator.phones import without_track
 from mavid.creator.sampler import add_noise
 from mavid.creator.text import batch_text
 
@@ -56,6 +57,7 @@ def l_ar(
     fv_kv: list | None,
     code_dropout: float = 0.0,
     generator: torch.Generator | None = None,
+    phone_dropout: float = 0.0,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Teacher-forced cross-entropy of clip j's delayed columns, bos/eos fill masked.
 
@@ -63,6 +65,9 @@ def l_ar(
     (their phone track stays), as Tacotron's always-on prenet dropout: with every previous
     code in view, copying the last frame predicts 40-ms speech frames so well that a small
     model never learns to follow the words; with some hidden it must. Training only.
+    `phone_dropout`: the share of items that train without their phone tracks (clips j and
+    j-1), so the decoder also learns the unconditional audio model that phone guidance
+    (`CreatorConfig.phone_guidance`) steers away from.
 
     Returns the loss and the per-layer F_a sources (B, F, Da) for the DiT.
     """
@@ -77,10 +82,14 @@ def l_ar(
         else None
     )
     cur = wrap_clip(batch.cur_codes, cfg.stream_bos, cfg.stream_eos)  # (B, K, F + K + 1)
-    phones = column_phones(batch.cur_phones, f + k)  # input columns 0 .. F + K - 1
+    cur_phones, prev_phones = batch.cur_phones, batch.prev_phones
+    if phone_dropout > 0 and cur_phones is not None:
+        drop = _draw(torch.rand, (cur.shape[0],), generator, cur.float()) < phone_dropout
+        cur_phones, prev_phones = without_track(cur_phones, drop), without_track(prev_phones, drop)
+    phones = column_phones(cur_phones, f + k)  # input columns 0 .. F + K - 1
     x = torch.cat(
         [
-            model.audio.prefix(text, prev, batch.prev_phones if prev is not None else None),
+            model.audio.prefix(text, prev, prev_phones if prev is not None else None),
             _drop_codes(model, cur[:, :, :-1], phones, code_dropout, generator),
         ],
         1,
@@ -163,10 +172,11 @@ def stage2_step(
     max_norm: float = 1.0,
     code_dropout: float = 0.0,
     generator: torch.Generator | None = None,
+    phone_dropout: float = 0.0,
 ) -> dict[str, float]:
     """Stage 2: the AR audio decoder alone, L_AR (no video, so no F_v)."""
     model.train()
-    loss, _ = l_ar(model, batch, None, code_dropout, generator)
+    loss, _ = l_ar(model, batch, None, code_dropout, generator, phone_dropout)
     norm = _step(optimizer, loss, model.audio.parameters(), max_norm)
     return {"l_ar": float(loss.detach()), "grad_norm": norm}
 
@@ -191,6 +201,7 @@ def stage3_step(
     generator: torch.Generator | None = None,
     code_dropout: float = 0.0,
     history_noise: float = 0.0,
+    phone_dropout: float = 0.0,
 ) -> dict[str, float]:
     """Stage 3: AR + DiT end to end through the fusion module, L = L_AR + L_DIFF.
 
@@ -201,7 +212,7 @@ def stage3_step(
     if prev is not None and history_noise > 0:
         prev, prev_t = noised_history(prev, history_noise, generator)
     prefix, fv_kv = model.video_history(prev, batch.ref_latents, prev_t)
-    loss_ar, sources = l_ar(model, batch, fv_kv, code_dropout, generator)
+    loss_ar, sources = l_ar(model, batch, fv_kv, code_dropout, generator, phone_dropout)
     loss_diff = l_diff(model, batch, prefix, sources if model.cfg.fusion else None, generator)
     loss = loss_ar + loss_diff
     params = [*model.audio.parameters(), *model.video.parameters(), *model.motion.parameters()]

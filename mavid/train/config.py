@@ -52,6 +52,8 @@ class TrainConfig:
     # creator stages: share of clip j's input code columns hidden from the AR decoder
     # (`mavid.creator.training.l_ar`), so it learns to follow the phone track
     code_dropout: float = 0.0
+    # creator stages: share of items trained without their phone track (for phone guidance)
+    phone_dropout: float = 0.0
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     stop_after: int | None = None  # end this run at this step (resume later); schedule unchanged
@@ -82,6 +84,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.video_crop is not None and (self.video_crop < 8 or self.video_crop % 8):
             raise ValueError(f"video_crop must be a positive multiple of 8, got {self.video_crop}")
+        if not 0.0 <= self.phone_dropout < 1.0:
+            raise ValueError(f"phone_dropout must be in [0, 1), got {self.phone_dropout}")
         if not 0.0 <= self.history_noise <= 1.0:
             raise ValueError(f"history_noise must be in [0, 1], got {self.history_noise}")
         if self.workers < 0:

@@ -40,7 +40,7 @@ CONFIG_NAME = "train_config.json"
 _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs", "preset",
           "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
           "code_dropout", "conductor_turns", "conductor_augment", "history_noise", "video_crop",
-          "creator_preset")  # fmt: skip
+          "creator_preset", "phone_dropout")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -165,8 +165,8 @@ def build_task(cfg: TrainConfig):
     model = _creator_init(cfg)
     args = (model, samples, cfg.batch_size, cfg.seed, cfg.code_dropout, cfg.device)
     if cfg.stage == "creator-audio":
-        return CreatorAudioTask(*args)
-    return CreatorJointTask(*args, history_noise=cfg.history_noise)
+        return CreatorAudioTask(*args, phone_dropout=cfg.phone_dropout)
+    return CreatorJointTask(*args, phone_dropout=cfg.phone_dropout, history_noise=cfg.history_noise)
 
 
 def train_main(cfg: TrainConfig) -> TrainResult:

@@ -31,11 +31,12 @@ class CreatorAudioTask:
         seed: int,
         code_dropout: float = 0.0,
         device: torch.device | str = "cpu",
+        phone_dropout: float = 0.0,
     ) -> None:
         """`device`: where the world is encoded (the training loop moves the model itself)."""
         self.model = model
         self.batch_size, self.seed = batch_size, seed
-        self.code_dropout = code_dropout
+        self.code_dropout, self.phone_dropout = code_dropout, phone_dropout
         self.groups: dict[ShapeKey, list[ClipPair]] = encode_clip_pairs(
             samples, model, self.with_latents, device
         )
@@ -59,5 +60,13 @@ class CreatorAudioTask:
     ) -> dict[str, float]:
         generator = torch.Generator().manual_seed(int(step_rng(self.seed, step, 1).integers(2**62)))
         batch = batch.to(self.device)
-        out = stage2_step(self.model, batch, optimizer, max_grad_norm, self.code_dropout, generator)
+        out = stage2_step(
+            self.model,
+            batch,
+            optimizer,
+            max_grad_norm,
+            self.code_dropout,
+            generator,
+            self.phone_dropout,
+        )
         return {"loss": out["l_ar"], **out}

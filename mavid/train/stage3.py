@@ -42,4 +42,5 @@ class CreatorJointTask(CreatorAudioTask):
             generator,
             self.code_dropout,
             self.history_noise,
+            self.phone_dropout,
         )
