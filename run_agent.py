@@ -309,13 +309,21 @@ class ExportCommand(Command):
     temperature: float | None = Field(
         None, ge=0, description="AR sampling temperature to ship (default: the run's; 0 greedy)."
     )
+    phone_guidance: float | None = Field(
+        None, ge=1, description="Phone-track guidance to ship (default: the run's; 1 off)."
+    )
 
     def cli_cmd(self) -> None:
         from mavid.train.export import chain_plots, export_tiny
 
         plots = chain_plots(self.creator, self.conductor)
         dest = export_tiny(
-            self.creator, self.conductor, self.dest, plots, temperature=self.temperature
+            self.creator,
+            self.conductor,
+            self.dest,
+            plots,
+            temperature=self.temperature,
+            phone_guidance=self.phone_guidance,
         )
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"exported to {dest} ({size / 2**20:.1f} MiB; loss plots: {', '.join(plots)})")

@@ -110,3 +110,13 @@ def test_the_shipped_sampling_temperature_is_the_exports(results, tmp_path):
     assert load_avatar_model(dest).creator.sampling.temperature == 0.0
     with pytest.raises(ValueError, match="temperature"):
         export_tiny(creator, conductor, tmp_path / "bad", temperature=-1.0)
+
+
+def test_the_shipped_phone_guidance_is_the_exports(results, tmp_path):
+    creator, conductor, _ = results
+    dest = export_tiny(creator, conductor, tmp_path / "tiny", phone_guidance=2.5)
+    config = json.loads((dest / "creator" / "config.json").read_text())
+    assert config["preset"]["creator"]["phone_guidance"] == 2.5
+    assert load_avatar_model(dest).creator.model.cfg.phone_guidance == 2.5
+    with pytest.raises(ValueError, match="phone_guidance"):
+        export_tiny(creator, conductor, tmp_path / "bad", phone_guidance=0.5)

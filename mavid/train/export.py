@@ -82,11 +82,13 @@ def export_tiny(
     plots: dict[str, Path] | None = None,
     avatar: np.ndarray | None = None,
     temperature: float | None = None,
+    phone_guidance: float | None = None,
 ) -> Path:
     """Copy and check the Creator and Conductor results into `dest` (replacing it).
 
     `avatar`: the default face (H, W, 3) uint8; None renders `avatar_face()`. Either is fitted
-    to the model's frame size.
+    to the model's frame size. `temperature` / `phone_guidance`: the AR sampling settings to
+    ship (None: the run's).
     """
     creator, conductor, dest = Path(creator), Path(conductor), Path(dest)
     model = load_checkpoint(creator)  # raises CheckpointError naming the bad file
@@ -94,6 +96,10 @@ def export_tiny(
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         model.preset = model.preset.replace_creator(temperature=temperature)
+    if phone_guidance is not None:
+        if phone_guidance < 1:
+            raise ValueError(f"phone_guidance must be >= 1 (1: off), got {phone_guidance}")
+        model.preset = model.preset.replace_creator(phone_guidance=phone_guidance)
     if model.audio_codec is None or model.video_vae is None:
         raise ValueError(f"{creator}: mavid-tiny ships its codecs inside the Creator checkpoint")
     ThinkerConductor.from_pretrained(conductor)  # raises ConductorError naming the directory
