@@ -255,6 +255,14 @@ class TrainCommand(Command):
         lt=1.0,
         description="Creator stages: share of items trained without their phone track.",
     )
+    speech_utterances: int = Field(
+        0,
+        ge=0,
+        description="Creator stages: a pool of this many generated utterances (0: none).",
+    )
+    speech_share: float = Field(
+        0.5, ge=0, le=1, description="Creator stages: share of batches from generated speech."
+    )
     preset: str = Field("tiny", description="Model preset of the codecs stage (tiny, paper).")
     creator_preset: str | None = Field(
         None,

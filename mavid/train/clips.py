@@ -118,24 +118,50 @@ def _encode_pairs(samples, model, with_latents, device) -> dict[ShapeKey, list[C
         if model.cfg.phone_track:
             track = torch.from_numpy(answer_phone_track(s))
         refs = reference_latents(vae, s.frames, device) if anchored else None
-        prev: ClipPair | None = None
-        for clip in s.clips:
-            lo, hi = clip.start_frame, clip.start_frame + clip.num_frames
-            latents = None
-            if with_latents:
-                latents = vae.encode(_video(s.frames[lo:hi], device))[0].cpu()  # (C, T, h, w)
-            pair = ClipPair(clip.speech, clip.motion, codes[:, lo:hi].clone(), latents)
-            pair.ref_latents = refs
-            if track is not None:
-                pair.cur_phones = track[lo:hi].clone()
-            if prev is not None:
-                pair.prev_codes, pair.prev_latents = prev.cur_codes, prev.cur_latents
-                pair.prev_phones = prev.cur_phones
-            key = (0 if prev is None else prev.cur_codes.shape[1], clip.num_frames)
-            groups.setdefault(key, []).append(pair)
-            prev = pair
+
+        def latents_of(lo: int, hi: int, frames=s.frames) -> torch.Tensor:
+            return vae.encode(_video(frames[lo:hi], device))[0].cpu()  # (C, T, h, w)
+
+        add_answer_pairs(
+            groups,
+            [(c.start_frame, c.num_frames, c.speech, c.motion) for c in s.clips],
+            codes,
+            track,
+            latents_of if with_latents else None,
+            refs,
+        )
     nonempty(groups, "clips")
     return {k: groups[k] for k in sorted(groups)}
+
+
+ClipSpan = tuple[int, int, str, str]  # (start frame, frames, speech prompt, motion prompt)
+
+
+def add_answer_pairs(
+    groups: dict[ShapeKey, list[ClipPair]],
+    clips: list[ClipSpan],
+    codes: torch.Tensor,
+    track: torch.Tensor | None,
+    latents_of=None,
+    refs: torch.Tensor | None = None,
+) -> None:
+    """Append the (j-1, j) pairs of one answer to `groups`: `codes` (K, T) and `track` (T, 2)
+    on the answer's clock, `latents_of(lo, hi)` the latents of frames lo..hi (None: audio only),
+    `refs` the answer's reference candidates."""
+    prev: ClipPair | None = None
+    for start, count, speech, motion in clips:
+        lo, hi = start, start + count
+        latents = latents_of(lo, hi) if latents_of is not None else None
+        pair = ClipPair(speech, motion, codes[:, lo:hi].clone(), latents)
+        pair.ref_latents = refs
+        if track is not None:
+            pair.cur_phones = track[lo:hi].clone()
+        if prev is not None:
+            pair.prev_codes, pair.prev_latents = prev.cur_codes, prev.cur_latents
+            pair.prev_phones = prev.cur_phones
+        key = (0 if prev is None else prev.cur_codes.shape[1], count)
+        groups.setdefault(key, []).append(pair)
+        prev = pair
 
 
 def stack_pairs(pairs: list[ClipPair], rng: np.random.Generator | None = None) -> CreatorBatch:

@@ -54,6 +54,10 @@ class TrainConfig:
     code_dropout: float = 0.0
     # creator stages: share of items trained without their phone track (for phone guidance)
     phone_dropout: float = 0.0
+    # creator stages: a pool of this many generated utterances (mavid.train.speech_pairs; 0:
+    # none), from which a share `speech_share` of the batches come (audio-only steps)
+    speech_utterances: int = 0
+    speech_share: float = 0.5
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     stop_after: int | None = None  # end this run at this step (resume later); schedule unchanged
@@ -84,6 +88,11 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.video_crop is not None and (self.video_crop < 8 or self.video_crop % 8):
             raise ValueError(f"video_crop must be a positive multiple of 8, got {self.video_crop}")
+        if self.speech_utterances < 0 or not 0.0 <= self.speech_share <= 1.0:
+            raise ValueError(
+                f"speech_utterances must be >= 0 and speech_share in [0, 1], got "
+                f"{self.speech_utterances}, {self.speech_share}"
+            )
         if not 0.0 <= self.phone_dropout < 1.0:
             raise ValueError(f"phone_dropout must be in [0, 1), got {self.phone_dropout}")
         if not 0.0 <= self.history_noise <= 1.0:

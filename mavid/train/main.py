@@ -28,6 +28,7 @@ from mavid.train.codecs import CodecsTask, media_tracks
 from mavid.train.config import TrainConfig
 from mavid.train.data import iter_samples
 from mavid.train.loop import LoopConfig, LoopResult, latest_checkpoint, train_loop
+from mavid.train.speech_pairs import SpeechConfig
 from mavid.train.stage1 import ConductorTask, examples_of, stage1_config, tokenizer_for
 from mavid.train.stage2 import CreatorAudioTask
 from mavid.train.stage3 import CreatorJointTask
@@ -40,7 +41,7 @@ CONFIG_NAME = "train_config.json"
 _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs", "preset",
           "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
           "code_dropout", "conductor_turns", "conductor_augment", "history_noise", "video_crop",
-          "creator_preset", "phone_dropout")  # fmt: skip
+          "creator_preset", "phone_dropout", "speech_utterances", "speech_share")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,14 @@ def build_task(cfg: TrainConfig):
         )
     model = _creator_init(cfg)
     args = (model, samples, cfg.batch_size, cfg.seed, cfg.code_dropout, cfg.device)
+    audio = {
+        "phone_dropout": cfg.phone_dropout,
+        "speech": SpeechConfig(cfg.speech_utterances) if cfg.speech_utterances else None,
+        "speech_share": cfg.speech_share,
+    }
     if cfg.stage == "creator-audio":
-        return CreatorAudioTask(*args, phone_dropout=cfg.phone_dropout)
-    return CreatorJointTask(*args, phone_dropout=cfg.phone_dropout, history_noise=cfg.history_noise)
+        return CreatorAudioTask(*args, **audio)
+    return CreatorJointTask(*args, **audio, history_noise=cfg.history_noise)
 
 
 def train_main(cfg: TrainConfig) -> TrainResult:

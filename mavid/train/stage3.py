@@ -4,7 +4,9 @@ L = L_AR + L_DIFF (`mavid.creator.training.stage3_step`).
 Starts from the stage-2 run (`init`). The codecs stay frozen: the world is encoded once into
 codes and latents. The flow-matching noise and times of step i come from a generator seeded
 by (seed, i), so a resumed run draws what a straight run draws. `history_noise` > 0 noises
-the previous clip's latents (`mavid.creator.training.noised_history`).
+the previous clip's latents (`mavid.creator.training.noised_history`). With generated speech
+(`speech`, as in stage 2), a share of the steps are audio-only stage-2 steps on it, so the
+decoder keeps hearing many texts and voices while the joint steps see the world's few answers.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class CreatorJointTask(CreatorAudioTask):
     def train_step(
         self, batch: CreatorBatch, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
     ) -> dict[str, float]:
+        if batch.cur_latents.numel() == 0:  # generated speech: an audio-only (stage-2) step
+            out = CreatorAudioTask.train_step(self, batch, optimizer, max_grad_norm, step)
+            return {"loss": out["loss"], "l_ar_speech": out["l_ar"], "grad_norm": out["grad_norm"]}
         seed = int(step_rng(self.seed, step, stream=1).integers(2**62))
         generator = torch.Generator().manual_seed(seed)
         return stage3_step(
