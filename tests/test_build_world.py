@@ -79,3 +79,13 @@ def test_bad_config_and_mismatched_folder(world):
         build_world(WorldConfig(out=out, seed=12, samples=5, shard_size=2, intents=SHORT))
     with pytest.raises(FileNotFoundError, match="build the world"):
         WorldDataset(out / "nowhere", "train")
+
+
+def test_a_smaller_build_over_a_bigger_world_is_refused_and_changes_nothing(world):
+    out, manifest = world
+    before = (out / MANIFEST).read_bytes()
+    with pytest.raises(ValueError, match="holds 5 samples"):
+        build_world(WorldConfig(out=out, seed=11, samples=3, workers=0, shard_size=2,
+                                progress=False, intents=SHORT))  # fmt: skip
+    assert (out / MANIFEST).read_bytes() == before
+    assert build_world(_cfg(out))["splits"] == manifest["splits"]  # the same size: a no-op

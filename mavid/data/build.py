@@ -76,6 +76,12 @@ def build_world(cfg: WorldConfig) -> dict:
                 f"{out} holds a world of seed {prev['seed']} / shard size {prev['shard_size']} "
                 f"/ intents {have[2] or 'all'}; use another folder"
             )
+        if prev["samples"] > cfg.samples:
+            # rewriting the manifest would silently drop the samples past cfg.samples
+            raise ValueError(
+                f"{out} holds {prev['samples']} samples, more than the {cfg.samples} asked for; "
+                f"ask for {prev['samples']} or more, or use another folder"
+            )
     num_shards = -(-cfg.samples // cfg.shard_size)
     todo = [k for k in range(num_shards) if not _complete(out, k)]
     done_samples = sum(
