@@ -219,7 +219,8 @@ class DataCommand(Command):
 class TrainCommand(Command):
     """Train one stage of mavid-tiny on a built world (resumable; deterministic on CPU).
 
-    Stages chain through --init: codecs -> creator-audio -> creator-joint; conductor stands alone.
+    Stages chain through --init: codecs -> creator-audio -> creator-joint; conductor stands alone
+    (or goes on from a trained one).
     """
 
     toml_table: ClassVar[str] = "train"
@@ -236,7 +237,9 @@ class TrainCommand(Command):
     threads: int = Field(2, ge=1, description="torch intra-op threads.")
     resume: bool = Field(True, description="Continue from the run folder's latest checkpoint.")
     init: Path | None = Field(
-        None, description="Creator stages: the previous stage's model/ directory."
+        None,
+        description="Creator stages: the previous stage's model/ directory; codecs: keep this "
+        "model's audio tokenizer; conductor: go on from this trained Conductor.",
     )
     codecs: Path | None = Field(
         None,

@@ -55,7 +55,8 @@ def test_the_recipe_switch_gives_the_issue_7_recipe_or_the_original_one(world):
     assert on.shape.audio_layers > 1 and on.transcribe_share > 0
     assert off == Stage1Config(turn_share=0.0, word_dropout=0.0, spec_augment=False,
                                head_tokens=0, head_weight=1.0, system_prompt=None,
-                               transcribe_share=0.0, shape=TinyThinkerShape())  # fmt: skip
+                               transcribe_share=0.0, ctc_weight=0.0,
+                               shape=TinyThinkerShape())  # fmt: skip
     task = build_task(TrainConfig("conductor", world, world / "unused", val_samples=0,
                                   conductor_turns=0.5, conductor_augment=True))  # fmt: skip
     assert task.config.turn_share == 0.5 and task.turns is not None
@@ -88,7 +89,7 @@ def test_spec_augment_masks_inside_the_real_frames_only():
 def test_head_weighted_loss_is_the_weighted_mean_of_the_token_losses(world):
     task = _task(world, turn_share=0.0)
     batch = task.batch(0)
-    model = task.model.eval()
+    model = task.thinker.eval()
     with torch.no_grad():
         plain = stage1_loss(model, batch)
         same = stage1_loss(model, batch, head_tokens=8, head_weight=1.0)
@@ -147,3 +148,26 @@ def test_spoken_generated_turns_can_be_transcription_rows(world):
         target = batch["labels"][k][batch["labels"][k] != -100]
         assert TRANSCRIBE_PROMPT in tok.decode(row)
         assert tok.decode(target).replace(" ", "") == (words + "<|im_end|>").replace(" ", "")
+
+
+def test_ctc_targets_spell_the_words_and_mark_rows_without_them():
+    from mavid.conductor.stage1 import CTC_ALPHABET, ctc_targets
+
+    ids, lengths = ctc_targets(["Hi, I'm here!", None, ""])
+    assert lengths.tolist() == [11, 0, 0]
+    spelled = "".join(CTC_ALPHABET[i - 1] for i in ids[0, :11].tolist())
+    assert spelled == "hi i'm here" and (ids[1:] == 0).all()
+
+
+def test_the_audio_tower_learns_from_ctc_on_the_spoken_rows(world):
+    task = _task(world, ctc_weight=1.0, transcribe_share=0.0)
+    batch = task.batch(0)
+    spoken = batch["ctc_lengths"] > 0
+    assert spoken.any() and not spoken.all()  # world rows and typed turns have no transcript
+    opt = torch.optim.AdamW(task.trainable(), lr=3e-3)
+    out = [task.train_step(task.batch(0), opt, 1.0, 0) for _ in range(10)]
+    assert {"l_directive", "l_ctc"} <= out[0].keys() and out[0]["l_ctc"] > 0
+    assert out[-1]["l_ctc"] < out[0]["l_ctc"]
+    # the head trains beside the Thinker but is not the Thinker's
+    assert task.model.ctc_head is not None and task.thinker is task.conductor.model
+    assert not any(k.startswith("ctc") for k in task.thinker.state_dict())

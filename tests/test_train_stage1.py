@@ -74,7 +74,11 @@ def test_train_main_resumes_exactly_and_saves_a_loadable_conductor(world, tmp_pa
 
     loaded = ThinkerConductor.from_pretrained(straight.model)
     state = loaded.model.state_dict()
-    assert state.keys() == wa.keys() and all(torch.equal(state[k], v) for k, v in wa.items())
+    # the checkpoint holds the Thinker and the CTC head beside it; the model/ the Thinker alone
+    thinker = {k.removeprefix("thinker."): v for k, v in wa.items() if k.startswith("thinker.")}
+    assert any(k.startswith("ctc_head.") for k in wa)
+    assert state.keys() == thinker.keys()
+    assert all(torch.equal(state[k], v) for k, v in thinker.items())
     assert len(loaded.tokenizer) == len(ThinkerConductor.from_pretrained(pieces.model).tokenizer)
 
 
@@ -104,3 +108,22 @@ def test_a_folder_with_checkpoints_is_not_overwritten_without_resume(world, tmp_
     with pytest.raises(FileExistsError, match="already holds checkpoints"):
         train_main(TrainConfig("conductor", world, tmp_path, resume=False, seed=9, **base))
     assert (tmp_path / "train_config.json").read_text() == saved
+
+
+def test_a_conductor_run_can_go_on_from_a_trained_conductor(world, tmp_path):
+    base = dict(batch_size=2, lr=2e-3, threads=1, val_samples=0, progress=False)
+    first = train_main(TrainConfig("conductor", world, tmp_path / "a", steps=2, **base))
+    # a learning rate too small to move anything: the result is the init's weights
+    more = train_main(TrainConfig("conductor", world, tmp_path / "b", steps=2, init=first.model,
+                                  **{**base, "lr": 1e-12}))  # fmt: skip
+    before = ThinkerConductor.from_pretrained(first.model)
+    after = ThinkerConductor.from_pretrained(more.model)
+    assert before.tokenizer.get_vocab() == after.tokenizer.get_vocab()
+    assert before.model.config.text_config.hidden_size == after.model.config.text_config.hidden_size
+    a, b = before.model.state_dict(), after.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    from mavid.train.stage1 import TINY_STAGE1_SHAPE
+
+    fresh = ThinkerConductor.tiny(tokenizer=before.tokenizer, shape=TINY_STAGE1_SHAPE)
+    fresh = fresh.model.state_dict()
+    assert any(not torch.allclose(a[k], fresh[k]) for k in a)  # the init was no fresh model

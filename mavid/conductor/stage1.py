@@ -7,6 +7,7 @@ sit beside full speech + motion directives. `collate` builds one padded batch fr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,6 +20,9 @@ from mavid.conductor.format import SYSTEM_PROMPT, directive_target, user_prompt
 from mavid.interfaces import UserTurn
 
 IGNORE_INDEX = -100
+# The audio tower's CTC alphabet (stage 1's auxiliary loss): blank, space, apostrophe, a-z.
+CTC_ALPHABET = " '" + "abcdefghijklmnopqrstuvwxyz"
+CTC_BLANK = 0
 
 
 def collate(
@@ -151,3 +155,56 @@ def spec_augment(
             if 0 < w < feats.shape[1]:
                 f0 = int(rng.integers(0, feats.shape[1] - w + 1))
                 feats[c, f0 : f0 + w, :] = fill
+
+
+def ctc_targets(transcripts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: the transcript as CTC_ALPHABET ids (1..), padded -> (B, L) ids and (B,) lengths
+    (0 where a row has no transcript: typed, or no words known)."""
+    ids = []
+    for text in transcripts:
+        chars = " ".join(re.sub(r"[^a-z' ]", " ", (text or "").lower()).split())
+        ids.append([1 + CTC_ALPHABET.index(c) for c in chars])
+    longest = max(1, *(len(i) for i in ids))
+    out = torch.zeros(len(ids), longest, dtype=torch.long)
+    for r, row in enumerate(ids):
+        out[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out, torch.tensor([len(i) for i in ids], dtype=torch.long)
+
+
+def audio_ctc_loss(
+    model: Qwen2_5OmniThinkerForConditionalGeneration,
+    head: torch.nn.Module,
+    batch: BatchFeature | dict,
+    targets: torch.Tensor,
+    lengths: torch.Tensor,
+) -> torch.Tensor:
+    """CTC of the audio tower's output tokens (one per 40 ms) against each spoken row's words.
+
+    The directive loss reaches the audio tower only through the whole decoder and a choice
+    among ~40 answers: too little signal to learn to hear words (the first stage-1 recipes
+    answered 5-13 % of spoken turns). CTC on the tower itself gives every 40 ms a target.
+    Rows without audio or transcript are left out; 0 when no row has both.
+    """
+    if "input_features" not in batch or not bool((lengths > 0).any()):
+        return torch.zeros((), device=targets.device)
+    feats = model.get_audio_features(
+        batch["input_features"], feature_attention_mask=batch["feature_attention_mask"]
+    ).last_hidden_state  # (audio tokens of all rows, in row order, D)
+    per_row = (batch["input_ids"] == model.config.audio_token_id).sum(-1)  # (B,)
+    rows = torch.split(feats, per_row.tolist())
+    keep = [r for r in range(len(rows)) if lengths[r] > 0 and per_row[r] > 0]
+    if not keep:
+        return torch.zeros((), device=targets.device)
+    longest = max(int(per_row[r]) for r in keep)
+    x = torch.zeros(longest, len(keep), feats.shape[-1], device=feats.device, dtype=feats.dtype)
+    for j, r in enumerate(keep):
+        x[: per_row[r], j] = rows[r]
+    log_probs = head(x).float().log_softmax(-1)  # (T, N, C)
+    return F.ctc_loss(
+        log_probs,
+        targets[keep],
+        per_row[keep],
+        lengths[keep],
+        blank=CTC_BLANK,
+        zero_infinity=True,  # a turn spoken too fast for its token count is left out
+    )

@@ -33,7 +33,9 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2  # torch intra-op threads
     resume: bool = True  # continue from out/checkpoints; False refuses a folder that has some
-    init: Path | None = None  # creator stages: the previous stage's model/ directory
+    # creator stages: the previous stage's model/ directory; codecs: the model whose audio
+    # tokenizer to keep; conductor: a trained Conductor to go on from
+    init: Path | None = None
     # creator stages: take the codecs (audio tokenizer + video VAE) from this codecs run's
     # model/ instead of from `init` (stage 2 can then run beside the VAE's training: it needs
     # only the audio tokenizer, which the codecs stage fits first and deterministically)

@@ -144,9 +144,10 @@ def build_task(cfg: TrainConfig):
             examples_of(samples),
             cfg.batch_size,
             cfg.seed,
-            tokenizer=tokenizer_for(cfg.out),
+            tokenizer=None if cfg.init is not None else tokenizer_for(cfg.out),
             val_examples=examples_of(_val_samples(cfg)) if cfg.val_samples else (),
             config=stage1_config(cfg.conductor_turns, cfg.conductor_augment),
+            init=cfg.init,
         )
     if cfg.stage == "codecs":
         audio_from = load_checkpoint(cfg.init) if cfg.init is not None else None

@@ -36,8 +36,11 @@ from mavid.conductor.format import (
     transcript_target,
 )
 from mavid.conductor.stage1 import (
+    CTC_ALPHABET,
+    audio_ctc_loss,
     collate,
     collate_rows,
+    ctc_targets,
     directive_logits,
     directive_loss,
     head_correct,
@@ -91,12 +94,17 @@ class Stage1Config:
     system_prompt: str | None = TINY_SYSTEM_PROMPT  # None: the long SYSTEM_PROMPT
     # generated spoken turns turned into the auxiliary "write down the words" task (training only)
     transcribe_share: float = 0.3
+    # CTC on the audio tower's output against the generated spoken turns' words (a head of its
+    # own, dropped when saving), weighed this much beside the directive loss (0: off)
+    ctc_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.turn_share <= 1.0:
             raise ValueError(f"turn_share must be in [0, 1], got {self.turn_share}")
         if not 0.0 <= self.transcribe_share <= 1.0:
             raise ValueError(f"transcribe_share must be in [0, 1], got {self.transcribe_share}")
+        if self.ctc_weight < 0:
+            raise ValueError(f"ctc_weight must be >= 0, got {self.ctc_weight}")
         if not 0.0 <= self.word_dropout < 1.0:
             raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
 
@@ -131,8 +139,11 @@ class ConductorTask:
         shape: TinyThinkerShape | None = None,
         val_examples: Sequence[Example] = (),
         config: Stage1Config | None = None,
+        init: Path | None = None,
     ) -> None:
-        """`shape` overrides `config.shape` (kept for callers that pass a shape alone)."""
+        """`shape` overrides `config.shape` (kept for callers that pass a shape alone). `init`:
+        go on from a trained Conductor directory (its Thinker, tokenizer and features; the
+        config's shape is then the init's)."""
         self.examples = nonempty(examples, "conductor examples")
         self.val_examples = list(val_examples)
         self.batch_size, self.seed = batch_size, seed
@@ -140,12 +151,19 @@ class ConductorTask:
         if shape is not None:
             self.config = replace(self.config, shape=shape)
         self.turns = TurnGenerator(seed, self.config.turns) if self.config.turn_share else None
-        self.conductor = ThinkerConductor.tiny(
-            seed=seed,
-            tokenizer=tokenizer or build_tiny_tokenizer(domain_corpus),
-            shape=self.config.shape,
-        )
-        self.model = self.conductor.model
+        if init is not None:
+            self.conductor = ThinkerConductor.from_pretrained(init)
+        else:
+            self.conductor = ThinkerConductor.tiny(
+                seed=seed,
+                tokenizer=tokenizer or build_tiny_tokenizer(domain_corpus),
+                shape=self.config.shape,
+            )
+        self.thinker = self.conductor.model
+        # what trains (and is checkpointed): the Thinker and, with CTC, the CTC head beside it
+        with torch.random.fork_rng():  # the head's init is the run's, not the process's
+            torch.manual_seed(seed)
+            self.model = Stage1Model(self.thinker, self.config.ctc_weight > 0)
         # Saved with the weights: from_pretrained prompts the model as it was trained.
         self.conductor.inputs_config.system_prompt = self.config.system_prompt
 
@@ -159,14 +177,17 @@ class ConductorTask:
         n_world = self.batch_size - n_gen
         system = self.conductor.system_prompt
         rows = []  # (turn, system prompt, target text)
+        heard: list[str | None] = []  # the words of each spoken row, where known (CTC)
         if n_world:
             idx = pick(step_rng(self.seed, step), len(self.examples), n_world)
             rows += [_directive_row(self.examples[i], system) for i in idx]
+            heard += [None] * len(idx)
         rng = step_rng(self.seed, step, stream=1)
         for k in range(n_gen):
             turn, speech, motion, plan = self.turns.turn(step * self.batch_size + k)
+            words = intent_by_name(plan.intent).paraphrases[plan.paraphrase_index]
+            heard.append(None if plan.typed else plain_words(words))
             if not plan.typed and rng.random() < c.transcribe_share:
-                words = intent_by_name(plan.intent).paraphrases[plan.paraphrase_index]
                 rows.append((turn, TRANSCRIBE_PROMPT, transcript_target(plain_words(words))))
             else:
                 rows.append(_directive_row((turn, speech, motion), system))
@@ -178,16 +199,26 @@ class ConductorTask:
         batch = collate_rows(rows, self.conductor.encoder)
         if c.spec_augment:
             spec_augment(batch, rng)
+        if c.ctc_weight > 0:
+            batch["ctc_targets"], batch["ctc_lengths"] = ctc_targets(heard)
         return batch
 
     def train_step(
         self, batch: BatchFeature, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
     ) -> dict[str, float]:
         self.model.train()
-        batch = batch.to(self.model.device)
-        loss = stage1_loss(self.model, batch, self.config.head_tokens, self.config.head_weight)
+        batch = batch.to(self.thinker.device)
+        targets, lengths = batch.pop("ctc_targets", None), batch.pop("ctc_lengths", None)
+        loss = directive = stage1_loss(
+            self.thinker, batch, self.config.head_tokens, self.config.head_weight
+        )
+        metrics = {}
+        if targets is not None:
+            ctc = audio_ctc_loss(self.thinker, self.model.ctc_head, batch, targets, lengths)
+            loss = directive + self.config.ctc_weight * ctc
+            metrics = {"l_directive": float(directive.detach()), "l_ctc": float(ctc.detach())}
         norm = optimizer_step(optimizer, loss, self.model.parameters(), max_grad_norm)
-        return {"loss": float(loss.detach()), "grad_norm": norm}
+        return {"loss": float(loss.detach()), **metrics, "grad_norm": norm}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -195,23 +226,35 @@ class ConductorTask:
         and the share whose answer-choosing first tokens come out right (`val_head_acc`)."""
         if not self.val_examples:
             return {}
-        self.model.eval()
+        self.thinker.eval()
         total, right, n = 0.0, 0, len(self.val_examples)
         for i in range(0, n, self.batch_size):
             chunk = self.val_examples[i : i + self.batch_size]
             batch = collate(chunk, self.conductor.encoder, self.conductor.system_prompt)
-            batch = batch.to(self.model.device)
-            logits = directive_logits(self.model, batch)
+            batch = batch.to(self.thinker.device)
+            logits = directive_logits(self.thinker, batch)
             total += float(directive_loss(logits, batch["labels"])) * len(chunk)
             right += int(head_correct(logits, batch["labels"], HEAD_TOKENS).sum())
-        self.model.train()
+        self.thinker.train()
         return {"val_loss": total / n, "val_head_acc": right / n}
 
     def save(self, path: Path) -> Path:
-        """The trained Conductor as a `ThinkerConductor.from_pretrained` directory."""
-        self.model.eval()
+        """The trained Conductor as a `ThinkerConductor.from_pretrained` directory (the Thinker
+        alone: the CTC head is training's)."""
+        self.thinker.eval()
         self.conductor.save_pretrained(path)
         return Path(path)
+
+
+class Stage1Model(torch.nn.Module):
+    """What stage 1 trains: the Thinker and, for the auxiliary CTC loss, a linear head on its
+    audio tower's output (CTC_ALPHABET plus blank)."""
+
+    def __init__(self, thinker: torch.nn.Module, ctc: bool) -> None:
+        super().__init__()
+        self.thinker = thinker
+        hidden = thinker.config.text_config.hidden_size  # the audio tower projects to it
+        self.ctc_head = torch.nn.Linear(hidden, 1 + len(CTC_ALPHABET)) if ctc else None
 
 
 def _directive_row(example: Example, system_prompt: str) -> tuple[UserTurn, str, str]:
@@ -231,5 +274,6 @@ def stage1_config(turn_share: float, augment: bool) -> Stage1Config:
         head_weight=1.0,
         system_prompt=None,
         transcribe_share=0.0,
+        ctc_weight=0.0,
         shape=TinyThinkerShape(),
     )
