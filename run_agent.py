@@ -323,6 +323,9 @@ class ExportCommand(Command):
     phone_guidance: float | None = Field(
         None, ge=1, description="Phone-track guidance to ship (default: the run's; 1 off)."
     )
+    sampler_steps: int | None = Field(
+        None, ge=1, description="DiT denoising steps per clip to ship (default: the run's)."
+    )
 
     def cli_cmd(self) -> None:
         from mavid.train.export import chain_plots, export_tiny
@@ -335,6 +338,7 @@ class ExportCommand(Command):
             plots,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,
+            sampler_steps=self.sampler_steps,
         )
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"exported to {dest} ({size / 2**20:.1f} MiB; loss plots: {', '.join(plots)})")

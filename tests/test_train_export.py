@@ -112,11 +112,14 @@ def test_the_shipped_sampling_temperature_is_the_exports(results, tmp_path):
         export_tiny(creator, conductor, tmp_path / "bad", temperature=-1.0)
 
 
-def test_the_shipped_phone_guidance_is_the_exports(results, tmp_path):
+def test_the_shipped_phone_guidance_and_sampler_steps_are_the_exports(results, tmp_path):
     creator, conductor, _ = results
-    dest = export_tiny(creator, conductor, tmp_path / "tiny", phone_guidance=2.5)
+    dest = export_tiny(creator, conductor, tmp_path / "tiny", phone_guidance=2.5, sampler_steps=3)
     config = json.loads((dest / "creator" / "config.json").read_text())
     assert config["preset"]["creator"]["phone_guidance"] == 2.5
+    assert config["preset"]["creator"]["sampler_steps"] == 3
     assert load_avatar_model(dest).creator.model.cfg.phone_guidance == 2.5
+    with pytest.raises(ValueError, match="sampler_steps"):
+        export_tiny(creator, conductor, tmp_path / "bad", sampler_steps=0)
     with pytest.raises(ValueError, match="phone_guidance"):
         export_tiny(creator, conductor, tmp_path / "bad", phone_guidance=0.5)

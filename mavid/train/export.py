@@ -83,12 +83,13 @@ def export_tiny(
     avatar: np.ndarray | None = None,
     temperature: float | None = None,
     phone_guidance: float | None = None,
+    sampler_steps: int | None = None,
 ) -> Path:
     """Copy and check the Creator and Conductor results into `dest` (replacing it).
 
     `avatar`: the default face (H, W, 3) uint8; None renders `avatar_face()`. Either is fitted
-    to the model's frame size. `temperature` / `phone_guidance`: the AR sampling settings to
-    ship (None: the run's).
+    to the model's frame size. `temperature` / `phone_guidance` / `sampler_steps`: the AR
+    sampling settings and the DiT's denoising steps to ship (None: the run's).
     """
     creator, conductor, dest = Path(creator), Path(conductor), Path(dest)
     model = load_checkpoint(creator)  # raises CheckpointError naming the bad file
@@ -100,6 +101,10 @@ def export_tiny(
         if phone_guidance < 1:
             raise ValueError(f"phone_guidance must be >= 1 (1: off), got {phone_guidance}")
         model.preset = model.preset.replace_creator(phone_guidance=phone_guidance)
+    if sampler_steps is not None:
+        if sampler_steps < 1:
+            raise ValueError(f"sampler_steps must be >= 1, got {sampler_steps}")
+        model.preset = model.preset.replace_creator(sampler_steps=sampler_steps)
     if model.audio_codec is None or model.video_vae is None:
         raise ValueError(f"{creator}: mavid-tiny ships its codecs inside the Creator checkpoint")
     ThinkerConductor.from_pretrained(conductor)  # raises ConductorError naming the directory
