@@ -55,7 +55,7 @@ def test_the_recipe_switch_gives_the_issue_7_recipe_or_the_original_one(world):
     assert on.shape.audio_layers > 1 and on.transcribe_share > 0
     assert off == Stage1Config(turn_share=0.0, word_dropout=0.0, spec_augment=False,
                                head_tokens=0, head_weight=1.0, system_prompt=None,
-                               transcribe_share=0.0, ctc_weight=0.0,
+                               transcribe_share=0.0, ctc_weight=0.0, camera_off_share=0.0,
                                shape=TinyThinkerShape())  # fmt: skip
     task = build_task(TrainConfig("conductor", world, world / "unused", val_samples=0,
                                   conductor_turns=0.5, conductor_augment=True))  # fmt: skip
@@ -171,3 +171,25 @@ def test_the_audio_tower_learns_from_ctc_on_the_spoken_rows(world):
     # the head trains beside the Thinker but is not the Thinker's
     assert task.model.ctc_head is not None and task.thinker is task.conductor.model
     assert not any(k.startswith("ctc") for k in task.thinker.state_dict())
+
+
+def test_turns_with_the_camera_off_have_no_frames_and_the_nothing_shown_answer(world):
+    from mavid.conductor.format import M_BOS
+
+    task = _task(world, turn_share=1.0, camera_off_share=1.0, transcribe_share=0.0)
+    tok = task.conductor.tokenizer
+    seen_visual = False
+    for step in range(6):
+        batch = task.batch(step)
+        assert "pixel_values_videos" not in batch  # no row has camera frames
+        for k in range(task.batch_size):
+            plan = task.turns.plan(step * task.batch_size + k)
+            intent = intent_by_name(plan.intent)
+            if intent.visual:
+                seen_visual = True
+                labels = batch["labels"][k][batch["labels"][k] >= 0]
+                said = tok.decode(labels).split(M_BOS)[0].strip()
+                assert said == intent.answer_for("none").speech.strip()
+    assert seen_visual
+    with pytest.raises(ValueError, match="camera_off_share"):
+        Stage1Config(camera_off_share=2.0)
