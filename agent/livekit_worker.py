@@ -40,10 +40,11 @@ logger = logging.getLogger(__name__)
 # CPU cores one live session keeps busy (VAD, Conductor, Creator clips faster than real
 # time, media pacing) with the embedded mavid-tiny preset. Take it from the per-session
 # cost that `benchmarks/sessions.py` prints (sessions it can hold at RTF > 1 on N cores:
-# cores / sessions). Measured on the 2-core development machine: 2 sessions held with no
-# stall, 3 stalled, so 1.0 core per session. Re-measure on the machine class the workers
+# cores / sessions). Measured on the 2-core development machine with mavid-tiny's round-2
+# sampling settings (4 DiT steps, phone guidance): 1 session held, 2 stalled, so 2 cores per
+# session (round 1's cheaper settings held 2). Re-measure on the machine class the workers
 # use; workers can override it (`session_cores`).
-SESSION_CORES = 1.0
+SESSION_CORES = 2.0
 # load_fnc reports the share of this worker's session slots in use; the worker stops
 # taking rooms when every slot is full (livekit-agents: available while load < threshold).
 LOAD_THRESHOLD = 1.0

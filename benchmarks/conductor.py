@@ -1,6 +1,6 @@
 """Conductor figures on this machine: tiny Thinker latency / throughput, parser and segmenter.
 
-    .venv/bin/python benchmarks/conductor.py [--tokens 64] [--repeats 3]
+    .venv/bin/python benchmarks/conductor.py [--tokens 64] [--repeats 3] [--checkpoint DIR]
 
 Prints, per turn kind (text / audio / video / all three), the time to the first directive
 delta and the decode rate of the tiny preset, then the parser's and segmenter's throughput.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,14 +50,23 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64, help="tokens generated per turn")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0, help="user audio/video length")
+    ap.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="a Thinker directory, e.g. mavid/weights/tiny/conductor (default: the tiny preset)",
+    )
     args = ap.parse_args()
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     n = args.tokens
     cfg = ConductorConfig(max_new_tokens=n, min_new_tokens=n, seed=0)
-    conductor = ThinkerConductor.tiny(seed=0, config=cfg)
+    if args.checkpoint is None:
+        conductor, name = ThinkerConductor.tiny(seed=0, config=cfg), "tiny preset"
+    else:
+        conductor, name = ThinkerConductor.from_pretrained(args.checkpoint, cfg), args.checkpoint
     params = sum(p.numel() for p in conductor.model.parameters())
-    print(f"tiny Thinker: {params / 1e6:.2f} M parameters, vocab {len(conductor.tokenizer)}, "
+    print(f"Thinker ({name}): {params / 1e6:.2f} M parameters, vocab {len(conductor.tokenizer)}, "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
     for turn in turns(args.seconds).values():  # warm-up: first calls allocate and load
         time_turn(conductor, turn)

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/creator.py --threads 2              # tiny preset on CPU
     .venv/bin/python benchmarks/creator.py --preset paper --device meta
     .venv/bin/python benchmarks/creator.py --device cuda            # bf16 on a GPU
+    python benchmarks/creator.py --preset paper --device cuda --clips 4  # random Higgs/Wan codecs
 
 Timings on a shared machine are noisy: per-clip figures are medians over a small window.
 """
@@ -27,7 +28,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mavid.config import PAPER_CREATOR_PARAMS, get_preset
+from mavid.codecs.audio_tokenizer import HiggsAudioTokenizer
+from mavid.codecs.video_vae import WanVideoVAE
+from mavid.config import PAPER_CREATOR_PARAMS, Preset, get_preset
 from mavid.creator.model import CreatorModel
 from mavid.creator.stream import MavidCreator
 
@@ -51,6 +54,45 @@ def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int = 10) -> f
     return best
 
 
+def random_codecs(preset: Preset, device: str, dtype: torch.dtype) -> tuple:
+    """Random-weight codecs of the kinds that load from checkpoints (the paper preset's
+    higgs-audio v2 tokenizer and Wan 2.2 VAE), at their published shapes: for timing only.
+    Needs torchaudio (transformers' higgs module) and diffusers."""
+    audio = video = None
+    if preset.audio_tokenizer.kind == "higgs_v2":
+        from transformers import HiggsAudioV2TokenizerConfig, HiggsAudioV2TokenizerModel
+
+        ratios = list(preset.audio_tokenizer.ratios)  # bosonai/higgs-audio-v2-tokenizer's
+        cfg = HiggsAudioV2TokenizerConfig(
+            acoustic_model_config=dict(
+                downsampling_ratios=ratios,
+                upsampling_ratios=ratios,
+                hop_length=preset.audio_tokenizer.hop_length,
+            ),
+            target_bandwidths=[0.5, 1, 1.5, 2],
+        )
+        audio = HiggsAudioTokenizer(HiggsAudioV2TokenizerModel(cfg).to(device, dtype))
+    if preset.video_vae.kind == "wan":
+        from diffusers import AutoencoderKLWan
+
+        z = preset.video_vae.z_dim  # Wan-AI/Wan2.2-TI2V-5B-Diffusers vae/config.json's shapes
+        vae = AutoencoderKLWan(
+            base_dim=160,
+            decoder_base_dim=256,
+            z_dim=z,
+            in_channels=12,
+            out_channels=12,
+            patch_size=2,
+            is_residual=True,
+            scale_factor_spatial=preset.video_vae.spatial_compression,
+            scale_factor_temporal=preset.video_vae.temporal_compression,
+            latents_mean=[0.0] * z,
+            latents_std=[1.0] * z,
+        )
+        video = WanVideoVAE(vae.to(device, dtype))
+    return audio, video
+
+
 def count(module: torch.nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
@@ -67,6 +109,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clips", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--verbose", action="store_true", help="print each clip's time (stderr)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     preset = get_preset(args.preset)
@@ -88,9 +131,15 @@ def main() -> None:
         return
 
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
-    model = CreatorModel.random(preset, args.seed).to(device=args.device, dtype=dtype)
-    creator = MavidCreator(model, device=args.device, dtype=dtype)
+    # on a GPU, initialise there: the paper preset's 8 B parameters take minutes on a CPU
+    with torch.device(args.device):
+        model = CreatorModel.random(preset, args.seed).to(device=args.device, dtype=dtype)
+        audio_codec, video_vae = random_codecs(preset, args.device, dtype)
+    creator = MavidCreator(model, audio_codec, video_vae, device=args.device, dtype=dtype)
     spec = creator.spec
+    if args.device == "cuda":
+        weights = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()  # the fp32 init's peak is not the run's
     print(
         f"preset {preset.name} on {args.device} ({dtype}), torch threads "
         f"{torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
@@ -99,7 +148,8 @@ def main() -> None:
         f"parameters: Creator {model.creator_parameters() / 1e6:.2f} M "
         f"(AR audio {count(model.audio) / 1e6:.2f} M, DiT {count(model.video) / 1e6:.2f} M, "
         f"motion enc {count(model.motion) / 1e6:.2f} M), audio codec "
-        f"{count(model.audio_codec) / 1e6:.2f} M, video VAE {count(model.video_vae) / 1e6:.2f} M"
+        f"{count(getattr(creator.audio_codec, 'model', creator.audio_codec)) / 1e6:.2f} M, "
+        f"video VAE {count(getattr(creator.video_vae, 'model', creator.video_vae)) / 1e6:.2f} M"
     )
     print(
         f"clip: {spec.clip_frames} frames = {spec.clip_frames / spec.fps:.2f} s at "
@@ -117,7 +167,10 @@ def main() -> None:
         clip = stream.next_clip(SPEECH, MOTION, num_frames=frames)
         times.append(clip.gen_seconds)
         parts.append(stream.last_timings)
-        if (i + 1) % 50 == 0:
+        if args.verbose:
+            parts_ms = ", ".join(f"{k} {1000 * v:.0f}" for k, v in stream.last_timings.items())
+            print(f"  clip {i + 1}: {1000 * clip.gen_seconds:.0f} ms ({parts_ms})", file=sys.stderr)
+        elif (i + 1) % 50 == 0:
             print(f"  ... {i + 1} clips", file=sys.stderr)
     steady = times[2:] if len(times) > 4 else times[1:]
     steady_s = statistics.median(steady)
@@ -140,7 +193,10 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {rss:.0f} MiB")
     if args.device == "cuda":
-        print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+        print(
+            f"CUDA memory: weights {weights / 2**20:.0f} MiB, peak over the clips "
+            f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
+        )
 
     with FlopCounterMode(display=False) as counter:
         stream.next_clip(SPEECH, MOTION)

@@ -82,7 +82,7 @@ def test_higgs_loader(tmp_path):
             downsampling_ratios=[8, 5, 4, 2, 3],
             upsampling_ratios=[8, 5, 4, 2, 3],
             hop_length=960,
-            n_codebooks=8,
+            n_codebooks=9,  # the published checkpoint's DAC; encode() uses 8 of them
         ),
         semantic_model_config=dict(
             hidden_size=16,
@@ -93,9 +93,15 @@ def test_higgs_loader(tmp_path):
             num_conv_pos_embeddings=16,
             num_conv_pos_embedding_groups=2,
         ),
-        downsample_factor=960,
+        target_bandwidths=[0.5, 1, 1.5, 2],
+        downsample_factor=320,  # the semantic branch's, as published: not the token rate
     )
     cfg.save_pretrained(tmp_path)
+    # the rates come from the config alone: checked here even where torchaudio is missing
+    shell = torch.nn.Module()
+    shell.config = cfg
+    tok = HiggsAudioTokenizer(shell)
+    assert (tok.sample_rate, tok.frame_rate, tok.num_codebooks) == (24_000, 25, 8)
     if importlib.util.find_spec("torchaudio") is None:
         # transformers' module imports torchaudio; without it the loader must say so clearly
         with pytest.raises(ImportError, match="torchaudio"):

@@ -153,8 +153,10 @@ class HiggsAudioTokenizer:
         cfg = model.config
         self.model = model.eval()
         self.sample_rate = int(cfg.sample_rate)
-        self.frame_rate = round(cfg.sample_rate / cfg.downsample_factor)
-        self.num_codebooks = int(cfg.acoustic_model_config.n_codebooks)
+        # the acoustic hop sets the token rate (downsample_factor is the semantic branch's), and
+        # the top target bandwidth sets how many of the DAC's quantizers encode() uses
+        self.frame_rate = int(cfg.frame_rate)
+        self.num_codebooks = int(cfg.num_quantizers)
         self.codebook_size = int(cfg.codebook_size)
 
     @classmethod

@@ -187,13 +187,19 @@ def _samples(cfg: ModelEvalConfig) -> tuple[list[DialogueSample], list[DialogueS
     return short, long
 
 
-def _directives(conductor: Conductor | None, samples: list[DialogueSample]) -> list[str] | None:
+def directives_for(
+    conductor: Conductor | None, samples: list[DialogueSample], seed: int
+) -> list[str] | None:
+    """The Conductor's directive for each sample's visitor turn (None: no Conductor)."""
     if conductor is None:
         return None
-    return [
-        run_conductor(conductor, s.user_turn())
-        for s in tqdm(samples, desc="conductor", leave=False)
-    ]
+    directives = []
+    for i, s in enumerate(tqdm(samples, desc="conductor", leave=False)):
+        # a sampling Conductor draws from torch's global RNG: seeded per turn, the table's
+        # intent columns are the same on every run
+        torch.manual_seed(seed + i)
+        directives.append(run_conductor(conductor, s.user_turn()))
+    return directives
 
 
 def _rows(
@@ -237,16 +243,18 @@ def eval_model(cfg: ModelEvalConfig) -> dict:
     creators = {"mavid-tiny": creator, "mavid-tiny, fusion off": without_fusion(creator)}
     asr = {lm: Recognizer(lm) for lm in cfg.lms}
     timbre = TimbreMeter()
-    predictions = _directives(bundle.conductor if cfg.conductor else None, short)
+    predictions = directives_for(bundle.conductor if cfg.conductor else None, short, cfg.seed)
     rows, made = _rows(short, creators, predictions, asr, timbre, cfg.seed, roundtrips=True)
     long_rows: list[dict] = []
     if long:
-        long_preds = _directives(bundle.conductor if cfg.conductor else None, long)
+        long_preds = directives_for(bundle.conductor if cfg.conductor else None, long, cfg.seed)
         long_rows, _ = _rows(long, creators, long_preds, asr, timbre, cfg.seed, roundtrips=False)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     contact_sheet(made["mavid-tiny"], out / "contact_sheet_generated.png")
-    checkpoint = str(cfg.checkpoint) if cfg.checkpoint else f"embedded ({EMBEDDED_WEIGHTS})"
+    # the package-relative path: the table reads the same from any checkout
+    embedded = EMBEDDED_WEIGHTS.relative_to(EMBEDDED_WEIGHTS.parents[2])
+    checkpoint = str(cfg.checkpoint) if cfg.checkpoint else f"embedded ({embedded})"
     result = {
         "world": str(cfg.world),
         "split": cfg.split,

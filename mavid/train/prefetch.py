@@ -27,9 +27,9 @@ _FORKED_BATCH: Callable[[int], Any] | None = None
 
 def _init_worker() -> None:
     torch.set_num_threads(1)
-    # Ctrl-C / SIGTERM are the training process's to handle (it stops the pool itself)
+    # Ctrl-C reaches the whole process group: it is the training process's to handle (it
+    # stops the pool itself). SIGTERM stays deadly: Pool.terminate() stops workers with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _make_batch(step: int) -> Any:

@@ -1,0 +1,65 @@
+"""Conductor accuracy on every turn of a world split, by kind of turn.
+
+    .venv/bin/python benchmarks/conductor_accuracy.py --world data/world-1000 \\
+        [--conductor mavid/weights/tiny/conductor] [--split test]
+
+Greedy decoding. Prints intent accuracy and directive-format validity for spoken turns, typed
+turns, and the typed turns again without their camera frames (as a text-only client sends
+them). `run_agent.py eval` scores only the answers it also renders; this scores them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mavid.avatar import EMBEDDED_WEIGHTS
+from mavid.conductor.thinker import ConductorConfig, ThinkerConductor
+from mavid.data.shards import WorldDataset
+from mavid.eval.conductor import run_conductor, score_conductor
+from mavid.interfaces import UserTurn
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--conductor", type=Path, default=EMBEDDED_WEIGHTS / "conductor")
+    ap.add_argument("--split", default="test", choices=("train", "val", "test"))
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    conductor = ThinkerConductor.from_pretrained(args.conductor, ConductorConfig(do_sample=False))
+    # (directive, intent, prop) per kind of turn
+    groups: dict[str, list[tuple[str, str, str]]] = {
+        "spoken": [],
+        "typed": [],
+        "typed, camera off": [],
+    }
+    for sample in tqdm(WorldDataset(args.world, args.split), desc="turns"):
+        turn = sample.user_turn()
+        kind = "typed" if sample.plan.typed else "spoken"
+        groups[kind].append((run_conductor(conductor, turn), sample.intent, sample.plan.prop))
+        if sample.plan.typed:
+            blind = UserTurn(text=turn.text)
+            # with no frames, a visual intent's right answer is the nothing-shown one
+            groups["typed, camera off"].append(
+                (run_conductor(conductor, blind), sample.intent, "none")
+            )
+    print(f"Conductor {args.conductor} on {args.world} ({args.split} split), greedy")
+    for kind, rows in groups.items():
+        if not rows:
+            continue
+        directives, intents, props = zip(*rows, strict=True)
+        score = score_conductor(list(directives), list(intents), list(props))
+        print(
+            f"{kind:>18}: {len(rows):4d} turns  intent {100 * score.intent_accuracy:5.1f} %  "
+            f"answer {100 * score.answer_accuracy:5.1f} %  "
+            f"format valid {100 * score.format_validity:5.1f} %"
+        )
+
+
+if __name__ == "__main__":
+    main()
