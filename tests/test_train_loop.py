@@ -109,7 +109,11 @@ def test_stop_after_then_resume_matches_and_drops_log_rows_past_the_checkpoint(t
         f.write(json.dumps({"step": 8, "loss": 1.0}) + "\n")
     train_loop(Regression(), cfg(pieces))
     assert_same(weights(straight, 12), weights(pieces, 12))
-    assert [r["step"] for r in read_log(pieces / "log.jsonl")] == list(range(1, 13))
+    rows = read_log(pieces / "log.jsonl")
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    # the training clock goes on across the resume: it never falls back to 0
+    elapsed = [r["elapsed_s"] for r in rows]
+    assert elapsed == sorted(elapsed) and elapsed[7] >= elapsed[6] > 0
 
 
 def test_refuses_to_overwrite_or_resume_another_run(tmp_path):

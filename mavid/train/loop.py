@@ -260,6 +260,12 @@ def _truncate_log(path: Path, step: int) -> None:
     tmp.replace(path)
 
 
+def _elapsed_at(path: Path) -> float:
+    """Training seconds the log counts up to its last row (0 for a new run)."""
+    rows = read_log(path) if path.exists() else []
+    return float(rows[-1].get("elapsed_s", 0.0)) if rows else 0.0
+
+
 # -- stop on Ctrl-C / SIGTERM at a step boundary ----------------------------------------------
 
 
@@ -336,6 +342,9 @@ def _train_loop(task: TrainTask, cfg: LoopConfig, prefetcher: BatchPrefetcher) -
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
     _truncate_log(log_path, start)
+    # a resumed run's clock goes on from its checkpoint's: elapsed_s is the training time
+    # (the pause between the stop and the resume is not counted)
+    trained_before = _elapsed_at(log_path)
 
     end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
     metrics: dict[str, float] = {}
@@ -372,7 +381,7 @@ def _train_loop(task: TrainTask, cfg: LoopConfig, prefetcher: BatchPrefetcher) -
             if step % cfg.checkpoint_every == 0 or step == end:
                 metrics = {**metrics, **_validate(task)}
             row = {"step": step, "lr": lr, **metrics}
-            row["elapsed_s"] = round(time.perf_counter() - started, 3)
+            row["elapsed_s"] = round(trained_before + time.perf_counter() - started, 3)
             log.write(json.dumps(row) + "\n")
             log.flush()
             bar.update(1)
