@@ -48,7 +48,10 @@ def main() -> None:
             groups["typed, camera off"].append(
                 (run_conductor(conductor, blind), sample.intent, "none")
             )
-    print(f"Conductor {args.conductor} on {args.world} ({args.split} split), greedy")
+    shown = args.conductor.resolve()
+    if shown.is_relative_to(Path.cwd()):
+        shown = shown.relative_to(Path.cwd())
+    print(f"Conductor {shown} on {args.world} ({args.split} split), greedy")
     for kind, rows in groups.items():
         if not rows:
             continue
