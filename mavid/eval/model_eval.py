@@ -243,11 +243,12 @@ def eval_model(cfg: ModelEvalConfig) -> dict:
     creators = {"mavid-tiny": creator, "mavid-tiny, fusion off": without_fusion(creator)}
     asr = {lm: Recognizer(lm) for lm in cfg.lms}
     timbre = TimbreMeter()
-    predictions = directives_for(bundle.conductor if cfg.conductor else None, short, cfg.seed)
+    conductor = bundle.conductor if cfg.conductor else None
+    predictions = directives_for(conductor, short, cfg.seed)
     rows, made = _rows(short, creators, predictions, asr, timbre, cfg.seed, roundtrips=True)
     long_rows: list[dict] = []
     if long:
-        long_preds = directives_for(bundle.conductor if cfg.conductor else None, long, cfg.seed)
+        long_preds = directives_for(conductor, long, cfg.seed)
         long_rows, _ = _rows(long, creators, long_preds, asr, timbre, cfg.seed, roundtrips=False)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

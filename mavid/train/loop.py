@@ -250,20 +250,16 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop entries past `step` (written after the checkpoint a resume starts from)."""
+def _truncate_log(path: Path, step: int) -> list[dict[str, Any]]:
+    """Drop entries past `step` (written after the checkpoint a resume starts from); returns
+    the entries kept."""
     if not path.exists():
-        return
+        return []
     keep = [r for r in read_log(path) if r["step"] <= step]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
     tmp.replace(path)
-
-
-def _elapsed_at(path: Path) -> float:
-    """Training seconds the log counts up to its last row (0 for a new run)."""
-    rows = read_log(path) if path.exists() else []
-    return float(rows[-1].get("elapsed_s", 0.0)) if rows else 0.0
+    return keep
 
 
 # -- stop on Ctrl-C / SIGTERM at a step boundary ----------------------------------------------
@@ -341,10 +337,10 @@ def _train_loop(task: TrainTask, cfg: LoopConfig, prefetcher: BatchPrefetcher) -
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
-    _truncate_log(log_path, start)
+    kept = _truncate_log(log_path, start)
     # a resumed run's clock goes on from its checkpoint's: elapsed_s is the training time
     # (the pause between the stop and the resume is not counted)
-    trained_before = _elapsed_at(log_path)
+    trained_before = float(kept[-1].get("elapsed_s", 0.0)) if kept else 0.0
 
     end = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
     metrics: dict[str, float] = {}

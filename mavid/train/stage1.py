@@ -196,10 +196,8 @@ class ConductorTask:
             if c.camera_off_share and rng.random() < c.camera_off_share:
                 turn = replace(turn, video=())
                 if intent.visual:  # nothing shown: the answer for no prop
-                    speech, motion = (
-                        intent.answer_for("none").speech,
-                        intent.answer_for("none").motion,
-                    )
+                    nothing = intent.answer_for("none")
+                    speech, motion = nothing.speech, nothing.motion
             words = intent.paraphrases[plan.paraphrase_index]
             heard.append(None if plan.typed else plain_words(words))
             if not plan.typed and rng.random() < c.transcribe_share:
