@@ -56,11 +56,21 @@ class AnswerObserver:
 
     def on_directive(self, delta: DirectiveDelta) -> None: ...
 
+    def on_heard(self, text: str) -> None:
+        """The words of a spoken turn, as the Conductor's hearing wrote them down."""
+
     def on_clip(self, made: MadeClip) -> None: ...
 
 
 class _End:
     """Marks the end of the Conductor's stream in the delta queue."""
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """The words heard in a spoken turn (before the Conductor's first delta)."""
+
+    text: str
 
 
 def _pump_conductor(
@@ -69,8 +79,17 @@ def _pump_conductor(
     cancel: CancelToken,
     put: Callable[[object], None],
 ) -> None:
-    """Worker thread: forward each delta (or the error that ended the stream) to the loop."""
+    """Worker thread: forward each delta (or the error that ended the stream) to the loop.
+
+    A Conductor with a `hearing` (`mavid.conductor.hearing.Hearing`: the tiny Thinker's) has
+    a spoken turn written down here first, so the words heard go out before the answer does.
+    """
     try:
+        hearing = getattr(conductor, "hearing", None)
+        if hearing is not None and not turn.text.strip():
+            turn = hearing.apply(turn)  # a turn with text passes the Conductor's own unchanged
+            if turn.text:
+                put(_Heard(turn.text))
         for delta in conductor.stream(turn, cancel):
             put(delta)
         put(_End())
@@ -137,6 +156,9 @@ async def run_answer(
                 raise item
             if isinstance(item, _End):
                 break
+            if isinstance(item, _Heard):
+                observer.on_heard(item.text)
+                continue
             assert isinstance(item, DirectiveDelta)
             observer.on_directive(item)
             motion.append(item.motion)

@@ -87,6 +87,9 @@ class _AnswerEvents(AnswerObserver):
     def on_directive(self, delta: DirectiveDelta) -> None:
         self.session._on_directive(self.answer, delta)
 
+    def on_heard(self, text: str) -> None:
+        self.session._on_heard(self.answer, text)
+
     def on_clip(self, made: MadeClip) -> None:
         self.session._on_clip(self.answer, made)
 
@@ -400,9 +403,16 @@ class Session:
 
     # what run_answer reports (on the loop), through an _AnswerEvents bound to its answer
     def _on_directive(self, answer: _Answer, delta: DirectiveDelta) -> None:
+        self._answer_event(answer, {"type": "directive", "speech": delta.speech,
+                                    "motion": delta.motion})  # fmt: skip
+
+    def _on_heard(self, answer: _Answer, text: str) -> None:
+        self._answer_event(answer, {"type": "transcript", "source": "speech", "text": text})
+
+    def _answer_event(self, answer: _Answer, event: dict[str, Any]) -> None:
+        """Shown now, or once the answer is committed (a speculative one waits)."""
         if answer is not self._answer:
             return  # a dropped answer, still unwinding: its words are not shown
-        event = {"type": "directive", "speech": delta.speech, "motion": delta.motion}
         if not answer.committed.is_set():
             answer.pending.append(event)
         else:

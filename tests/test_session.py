@@ -37,6 +37,31 @@ async def test_spoken_turn_is_answered_with_ordered_states(harness_factory) -> N
         assert directives[-1]["motion"] == "nod gently"
 
 
+async def test_the_words_a_hearing_conductor_heard_are_shown_before_its_answer(
+    harness_factory,
+) -> None:
+    from dataclasses import dataclass
+
+    from mavid.conductor.hearing import Hearing, HearingConfig
+    from mavid.data.domain import known_corpus
+
+    @dataclass
+    class HearingConductor(ScriptedConductor):
+        hearing: Hearing | None = None
+
+    conductor = HearingConductor(hearing=Hearing(HearingConfig(corpus=tuple(known_corpus()))))
+    async with harness_factory(conductor=conductor) as h:
+        h.say("Is there wifi here?")
+        await h.wait_state("listening", within=20, after=2)
+        heard = [e for e in h.events if e["type"] == "transcript"]
+        assert len(heard) == 1 and heard[0]["source"] == "speech" and heard[0]["turn"] == 1
+        assert "wifi" in heard[0]["text"].split()
+        # the Conductor read those words, not the audio; they went out before its answer
+        assert conductor.turns[0].text == heard[0]["text"] and conductor.turns[0].audio is None
+        first_directive = next(i for i, e in enumerate(h.events) if e["type"] == "directive")
+        assert h.events.index(heard[0]) < first_directive
+
+
 async def test_typed_turn_is_answered(harness_factory, caplog) -> None:
     caplog.set_level(logging.INFO, logger="agent.session")
     async with harness_factory() as h:

@@ -35,7 +35,9 @@ from mavid.conductor.features import (
     VisionGeometry,
 )
 from mavid.conductor.format import END_OF_TEXT, IM_END, M_BOS, M_EOS, SYSTEM_PROMPT
+from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing, HearingConfig
 from mavid.conductor.parser import DirectiveParser
+from mavid.conductor.recall import RECALL_CONFIG_NAME, Recall, RecallConfig
 from mavid.conductor.tokenizer import build_tiny_tokenizer
 from mavid.interfaces import CancelToken, ConductorError, DirectiveDelta, UserTurn
 
@@ -172,8 +174,12 @@ class ThinkerConductor:
         feature_extractor: WhisperFeatureExtractor,
         inputs_config: ThinkerInputsConfig,
         config: ConductorConfig | None = None,
+        hearing: Hearing | None = None,
+        recall: Recall | None = None,
     ) -> None:
         self.model = model.eval()
+        self.hearing = hearing  # writes spoken turns down before the Thinker reads them
+        self.recall = recall  # appends the nearest known question to the turn's text
         self.tokenizer = tokenizer
         self.feature_extractor = feature_extractor
         self.inputs_config = inputs_config
@@ -253,7 +259,11 @@ class ThinkerConductor:
             ) from e
         _ensure_directive_tokens(model, tokenizer)
         inputs_config = ThinkerInputsConfig.load(path) or _real_checkpoint_inputs(model)
-        return cls(model, tokenizer, feature_extractor, inputs_config, config)
+        hearing_config = HearingConfig.load(path)
+        hearing = Hearing(hearing_config) if hearing_config is not None else None
+        recall_config = RecallConfig.load(path)
+        recall = Recall(recall_config) if recall_config is not None else None
+        return cls(model, tokenizer, feature_extractor, inputs_config, config, hearing, recall)
 
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
@@ -262,6 +272,12 @@ class ThinkerConductor:
         self.tokenizer.save_pretrained(path)
         self.feature_extractor.save_pretrained(path)
         self.inputs_config.save(path)
+        (path / HEARING_CONFIG_NAME).unlink(missing_ok=True)
+        if self.hearing is not None:
+            self.hearing.config.save(path)
+        (path / RECALL_CONFIG_NAME).unlink(missing_ok=True)
+        if self.recall is not None:
+            self.recall.config.save(path)
 
     @property
     def system_prompt(self) -> str:
@@ -277,6 +293,11 @@ class ThinkerConductor:
         model fails, ValueError for a malformed turn. The generation thread never outlives it.
         """
         cancel.raise_if_cancelled()
+        if self.hearing is not None:
+            turn = self.hearing.apply(turn)
+            cancel.raise_if_cancelled()
+        if self.recall is not None:
+            turn = self.recall.apply(turn)
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         streamer = TextIteratorStreamer(
             self.tokenizer,

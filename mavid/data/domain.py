@@ -20,6 +20,8 @@ __all__ = [
     "domain_corpus",
     "format_directive",
     "intent_by_name",
+    "known_corpus",
+    "known_questions",
     "paraphrase_split",
 ]
 
@@ -571,3 +573,29 @@ def domain_corpus() -> list[str]:
             texts.append(a.speech)
             texts.append(format_directive(a))
     return list(dict.fromkeys(texts))
+
+
+def known_questions() -> list[str]:
+    """The visitor's questions a Conductor trained on the world may know: every paraphrase
+    but the held-out (test) ones."""
+    return [
+        p
+        for intent in INTENTS
+        for k, p in enumerate(intent.paraphrases)
+        if paraphrase_split(intent, k) != "test"
+    ]
+
+
+def known_corpus() -> list[str]:
+    """The domain's texts less the held-out (test) paraphrases, deduplicated.
+
+    What a Conductor trained on the world may know: its hearing's language model is written
+    from these, so held-out questions stay unheard of until the test.
+    """
+    held_out = {
+        p
+        for intent in INTENTS
+        for k, p in enumerate(intent.paraphrases)
+        if paraphrase_split(intent, k) == "test"
+    }
+    return [t for t in domain_corpus() if t not in held_out]

@@ -66,6 +66,11 @@ class TrainConfig:
     # conductor stage (issue 7; see mavid.train.stage1.Stage1Config):
     conductor_turns: float = 0.75  # share of each batch from generated visitor turns (0: world)
     conductor_augment: bool = True  # the issue-7 recipe (Stage1Config); False: the original one
+    # "domain" / "general": spoken turns written down by PocketSphinx (mavid.conductor.hearing),
+    # the Thinker trained on the transcripts and saved with its hearing; "off": it hears audio
+    conductor_hearing: str = "off"
+    # the nearest known question appended to each turn's text (mavid.conductor.recall)
+    conductor_recall: bool = False
     # codecs: train the video VAE on random square crops of this many pixels (a multiple of
     # the VAE's 8x; it is convolutional, and 64-px crops train ~7x faster than 128-px frames)
     video_crop: int | None = None
@@ -99,6 +104,10 @@ class TrainConfig:
             raise ValueError(f"phone_dropout must be in [0, 1), got {self.phone_dropout}")
         if not 0.0 <= self.history_noise <= 1.0:
             raise ValueError(f"history_noise must be in [0, 1], got {self.history_noise}")
+        if self.conductor_hearing not in ("off", "domain", "general"):
+            raise ValueError(
+                f"conductor_hearing must be off, domain or general, got {self.conductor_hearing!r}"
+            )
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         try:

@@ -1,0 +1,94 @@
+"""The tiny Conductor's hearing: a spoken turn's words, written down before the Thinker reads it.
+
+A Thinker trained from scratch on a few hundred synthetic voices does not hear words (issue 7:
+6 % of held-out spoken turns understood), and people's voices are further still from what it
+heard in training. PocketSphinx's acoustic model was trained on people's speech; its transcript
+becomes the turn's text, in a language model written from what the Conductor knows (its
+training texts: `mavid.data.domain.known_corpus`), so the Thinker reads the turn as it reads a
+typed one. Saved beside the Thinker (`hearing.json`); a real Qwen2.5-Omni hears for itself and
+has none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from mavid.asr import Recognizer
+from mavid.interfaces import UserTurn
+
+__all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig"]
+
+log = logging.getLogger(__name__)
+
+HEARING_CONFIG_NAME = "hearing.json"
+# Below this RMS (-70 dBFS) a turn holds no words: PocketSphinx makes some up from silence.
+SILENCE_RMS = 10 ** (-70 / 20)
+
+
+@dataclass(frozen=True)
+class HearingConfig:
+    """How a spoken turn is written down (saved beside the Thinker it was trained for)."""
+
+    lm: Literal["domain", "general"] = "domain"  # "general": PocketSphinx's own en-US model
+    corpus: tuple[str, ...] = ()  # the domain model's texts (lm="domain")
+    # keep the audio beside its transcript (the Thinker then hears and reads the turn); off,
+    # the transcript replaces it
+    keep_audio: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lm not in ("domain", "general"):
+            raise ValueError(f"hearing lm must be 'domain' or 'general', got {self.lm!r}")
+        if self.lm == "domain" and not any(t.strip() for t in self.corpus):
+            raise ValueError("a domain hearing needs a non-empty corpus")
+
+    def save(self, directory: str | Path) -> None:
+        data = asdict(self) | {"corpus": list(self.corpus)}
+        (Path(directory) / HEARING_CONFIG_NAME).write_text(json.dumps(data, indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> HearingConfig | None:
+        path = Path(directory) / HEARING_CONFIG_NAME
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            return cls(**(data | {"corpus": tuple(data.get("corpus", ()))}))
+        except (ValueError, TypeError) as e:  # bad JSON, unknown keys, bad values
+            raise ValueError(f"malformed {path}: {e}") from e
+
+
+class Hearing:
+    """Writes down the words of spoken turns (thread-safe; blocking: call from a worker)."""
+
+    def __init__(self, config: HearingConfig) -> None:
+        self.config = config
+        corpus = config.corpus if config.lm == "domain" else None
+        self.recognizer = Recognizer(config.lm, corpus)
+
+    def transcribe(self, turn: UserTurn) -> str:
+        """The words heard in the turn's audio ('' without audio or when none are heard)."""
+        if turn.audio is None or turn.audio.size == 0:
+            return ""
+        audio = np.asarray(turn.audio, dtype=np.float32)
+        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+        if rms < SILENCE_RMS:  # (NaN is not below it: the recognizer names that error)
+            return ""
+        return self.recognizer.transcribe(audio, turn.audio_sample_rate)
+
+    def apply(self, turn: UserTurn) -> UserTurn:
+        """The turn as the Thinker reads it: a spoken turn without text gets its transcript
+        as text (and loses its audio unless `keep_audio`); typed turns, turns that already
+        carry text and turns in which no word is heard come back as they are."""
+        if turn.text.strip() or turn.audio is None or turn.audio.size == 0:
+            return turn
+        words = self.transcribe(turn)
+        log.debug("heard %r", words)
+        if not words:
+            return turn
+        return replace(turn, text=words, audio=turn.audio if self.config.keep_audio else None)
