@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/conductor.py [--tokens 64] [--repeats 3] [--checkpoint DIR]
 
-Prints, per turn kind (text / audio / video / all three), the time to the first directive
-delta and the decode rate of the tiny preset, then the parser's and segmenter's throughput.
+Prints, per turn kind (text / audio (a spoken question) / video / all three), the time to the
+first directive delta (with the hearing's transcription, where the Conductor has one) and the
+decode rate, then the parser's and segmenter's throughput.
 Timings on a shared 2-core machine are noisy: the median of `--repeats` runs is printed.
 """
 
@@ -18,13 +19,20 @@ import numpy as np
 import torch
 
 from mavid.conductor import ConductorConfig, DirectiveParser, ThinkerConductor
+from mavid.data.speech import synthesize
 from mavid.interfaces import CancelToken, UserTurn
 from mavid.segment import ClipSegmenter
+
+QUESTION = "Excuse me, where are the toilets, and how much is a ticket for a child?"
 
 
 def turns(seconds: float) -> dict[str, UserTurn]:
     rng = np.random.default_rng(0)
-    audio = (rng.standard_normal(int(16_000 * seconds)) * 0.1).astype(np.float32)
+    # a spoken question (espeak-ng) in `seconds` of audio: a Conductor with hearing writes it
+    # down first, and that time counts
+    words = synthesize(QUESTION, sample_rate=16_000).audio[: int(16_000 * seconds)]
+    audio = np.zeros(int(16_000 * seconds), np.float32)
+    audio[: words.size] = words
     frames = tuple(
         rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for _ in range(int(2 * seconds))
     )
@@ -68,11 +76,18 @@ def main() -> None:
     params = sum(p.numel() for p in conductor.model.parameters())
     print(f"Thinker ({name}): {params / 1e6:.2f} M parameters, vocab {len(conductor.tokenizer)}, "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
+    if conductor.hearing is not None:
+        print(f"hearing: PocketSphinx, {conductor.hearing.config.lm} language model; audio turns "
+              f"are written down first ({QUESTION!r} -> "
+              f"{conductor.hearing.transcribe(turns(args.seconds)['audio'])!r})")  # fmt: skip
+    if conductor.recall is not None:
+        print(f"recall: WordLlama over {len(conductor.recall.questions)} known questions")
     for turn in turns(args.seconds).values():  # warm-up: first calls allocate and load
         time_turn(conductor, turn)
     print(f"{'turn':<6} {'prompt tok':>10} {'first delta ms':>15} {'total ms':>9} {'tok/s':>7}")
     for name, turn in turns(args.seconds).items():
-        ids = conductor.encoder.encode_prompt(turn, conductor.system_prompt)["input_ids"]
+        seen = conductor.prepare(turn)
+        ids = conductor.encoder.encode_prompt(seen, conductor.system_prompt)["input_ids"]
         prompt = ids.shape[1]
         runs = [time_turn(conductor, turn) for _ in range(args.repeats)]
         first = statistics.median(r[0] for r in runs)

@@ -107,6 +107,20 @@ def test_save_reload_generates_the_same(tiny: ThinkerConductor, tmp_path) -> Non
     )
 
 
+def test_decoding_follows_the_checkpoints_generation_config(tmp_path) -> None:
+    conductor = ThinkerConductor.tiny(seed=0)
+    conductor.save_pretrained(tmp_path / "greedy")  # no sampling in its generation config
+    assert ThinkerConductor.from_pretrained(tmp_path / "greedy").config.do_sample is False
+    conductor.model.generation_config.update(do_sample=True, temperature=0.3, top_k=7)
+    conductor.save_pretrained(tmp_path / "sampling")
+    loaded = ThinkerConductor.from_pretrained(tmp_path / "sampling").config
+    assert (loaded.do_sample, loaded.temperature, loaded.top_k) == (True, 0.3, 7)
+    assert loaded.top_p == ConductorConfig().top_p  # unset there: ours
+    # an explicit config wins
+    mine = ConductorConfig(do_sample=True, temperature=0.9)
+    assert ThinkerConductor.from_pretrained(tmp_path / "greedy", mine).config is mine
+
+
 def test_from_pretrained_missing_dir(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         ThinkerConductor.from_pretrained(tmp_path)

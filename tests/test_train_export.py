@@ -123,3 +123,29 @@ def test_the_shipped_phone_guidance_and_sampler_steps_are_the_exports(results, t
         export_tiny(creator, conductor, tmp_path / "bad", sampler_steps=0)
     with pytest.raises(ValueError, match="phone_guidance"):
         export_tiny(creator, conductor, tmp_path / "bad", phone_guidance=0.5)
+
+
+def test_a_new_conductor_ships_beside_an_exported_creator(results, tmp_path):
+    creator, conductor, png = results
+    first = export_tiny(creator, conductor, tmp_path / "tiny", plots={"creator-joint": png})
+    new = tmp_path / "conductor-2" / "model"
+    ThinkerConductor.tiny(seed=5).save_pretrained(new)
+    (new.parent / "train_config.json").write_text(json.dumps({"stage": "conductor", "n": 2}))
+    plot_losses(_log(new.parent), new.parent / "loss.png")
+    plots = chain_plots(first / "creator", new)
+    assert plots == {"creator-joint": first / "loss-creator-joint.png",
+                     "conductor": new.parent / "loss.png"}  # fmt: skip
+    before = (first / "creator" / "model.safetensors").read_bytes()
+    dest = export_tiny(first / "creator", new, first, plots)  # in place, over the old export
+    assert (dest / "creator" / "model.safetensors").read_bytes() == before  # float16 again
+    runs = json.loads((dest / "provenance.json").read_text())["runs"]
+    assert runs["creator"] == {"stage": "creator-joint"}
+    assert runs["conductor"] == {"stage": "conductor", "n": 2}
+    assert (dest / "loss-creator-joint.png").read_bytes() == png.read_bytes()
+    assert (dest / "loss-conductor.png").is_file()
+
+
+def _log(folder):
+    log = folder / "log.jsonl"
+    log.write_text("".join(json.dumps({"step": i, "loss": 2.0 / i}) + "\n" for i in (1, 2)))
+    return log

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoTokenizer,
+    GenerationConfig,
     PreTrainedTokenizerBase,
     Qwen2_5OmniConfig,
     Qwen2_5OmniThinkerConfig,
@@ -58,6 +59,21 @@ class ConductorConfig:
     system_prompt: str = SYSTEM_PROMPT
     poll_seconds: float = 0.02  # how often the consumer checks the cancel token while waiting
     join_seconds: float = 10.0  # longest wait for the generation thread after a stop
+
+    @classmethod
+    def from_generation_config(cls, generation: GenerationConfig) -> ConductorConfig:
+        """Decoding as a checkpoint's `generation_config.json` says: greedy unless it samples
+        (then its temperature / top-k / top-p where set). mavid-tiny's is greedy: a Thinker
+        that knows one domain answers best with its most likely directive."""
+        base = cls()
+        if not generation.do_sample:
+            return cls(do_sample=False)
+        return cls(
+            do_sample=True,
+            temperature=generation.temperature or base.temperature,
+            top_k=generation.top_k if generation.top_k is not None else base.top_k,
+            top_p=generation.top_p if generation.top_p is not None else base.top_p,
+        )
 
 
 @dataclass(frozen=True)
@@ -242,6 +258,7 @@ class ThinkerConductor:
 
         A full Qwen2.5-Omni directory (Thinker + Talker) loads its Thinker only. `device` /
         `dtype` are for real checkpoints (e.g. "cuda", torch.bfloat16); default: CPU, as saved.
+        Without `config`, decoding follows the checkpoint's generation config.
         """
         path = Path(path)
         if not (path / "config.json").exists():
@@ -263,6 +280,8 @@ class ThinkerConductor:
         hearing = Hearing(hearing_config) if hearing_config is not None else None
         recall_config = RecallConfig.load(path)
         recall = Recall(recall_config) if recall_config is not None else None
+        if config is None:
+            config = ConductorConfig.from_generation_config(model.generation_config)
         return cls(model, tokenizer, feature_extractor, inputs_config, config, hearing, recall)
 
     def save_pretrained(self, path: str | Path) -> None:
@@ -286,6 +305,15 @@ class ThinkerConductor:
         return trained if trained is not None else self.config.system_prompt
 
     # -- streaming ---------------------------------------------------------------------
+    def prepare(self, turn: UserTurn) -> UserTurn:
+        """The turn as the Thinker reads it: spoken words written down by its hearing, the
+        nearest known question appended by its recall (each where it has one). Blocking."""
+        if self.hearing is not None:
+            turn = self.hearing.apply(turn)
+        if self.recall is not None:
+            turn = self.recall.apply(turn)
+        return turn
+
     def stream(self, turn: UserTurn, cancel: CancelToken) -> Iterator[DirectiveDelta]:
         """Yield directive deltas as tokens are generated (blocking; run in a worker thread).
 
@@ -293,11 +321,8 @@ class ThinkerConductor:
         model fails, ValueError for a malformed turn. The generation thread never outlives it.
         """
         cancel.raise_if_cancelled()
-        if self.hearing is not None:
-            turn = self.hearing.apply(turn)
-            cancel.raise_if_cancelled()
-        if self.recall is not None:
-            turn = self.recall.apply(turn)
+        turn = self.prepare(turn)
+        cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         streamer = TextIteratorStreamer(
             self.tokenizer,

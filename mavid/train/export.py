@@ -9,7 +9,9 @@
     <dest>/provenance.json    file sizes and sha256, and each run's train_config.json
 
 Both models are loaded before anything is written; the directory is built beside `dest` and
-renamed into place, so a failed export leaves the previous one untouched.
+renamed into place, so a failed export leaves the previous one untouched. Either part may come
+from an earlier export (e.g. `--creator mavid/weights/tiny/creator` to ship a new Conductor
+beside the shipped Creator): its run records and loss plots come along from that export.
 """
 
 from __future__ import annotations
@@ -40,10 +42,27 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+PROVENANCE = "provenance.json"
+
+
+def _exported_in(model_dir: Path) -> Path | None:
+    """The exported directory `model_dir` is a part of (creator/ or conductor/), if any."""
+    parent = Path(model_dir).parent
+    if Path(model_dir).name in ("creator", "conductor") and (parent / PROVENANCE).is_file():
+        return parent
+    return None
+
+
 def _run_config(model_dir: Path) -> dict | None:
-    """The train_config.json of the run a model/ directory came from, if it sits in one."""
+    """The train_config.json of the run a model/ directory came from, if it sits in one (or,
+    for a part of an earlier export, that export's record of its run)."""
     path = Path(model_dir).parent / CONFIG_NAME
-    return json.loads(path.read_text()) if path.is_file() else None
+    if path.is_file():
+        return json.loads(path.read_text())
+    export = _exported_in(model_dir)
+    if export is not None:
+        return json.loads((export / PROVENANCE).read_text())["runs"].get(Path(model_dir).name)
+    return None
 
 
 def run_chain(model_dir: str | Path) -> dict[str, Path]:
@@ -61,9 +80,18 @@ def run_chain(model_dir: str | Path) -> dict[str, Path]:
 
 
 def chain_plots(*model_dirs: str | Path) -> dict[str, Path]:
-    """The loss.png of every run behind the given model/ directories, by stage."""
+    """The loss.png of every run behind the given model/ directories, by stage (for a part of
+    an earlier export: that export's plots of the part)."""
     plots = {}
     for model_dir in model_dirs:
+        export = _exported_in(model_dir)
+        if export is not None:
+            for png in sorted(export.glob("loss-*.png")):
+                stage = png.stem.removeprefix("loss-")
+                part = "conductor" if stage == "conductor" else "creator"
+                if part == Path(model_dir).name:
+                    plots[stage] = png
+            continue
         for stage, run in run_chain(model_dir).items():
             if (run / "loss.png").is_file():
                 plots[stage] = run / "loss.png"
@@ -133,7 +161,7 @@ def export_tiny(
         "runs": {"creator": _run_config(creator), "conductor": _run_config(conductor)},
         "files": files,
     }
-    (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n")
     old = dest.with_name(dest.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
