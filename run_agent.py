@@ -289,11 +289,6 @@ class TrainCommand(Command):
         description="Conductor: write spoken turns down with PocketSphinx (domain: a language "
         "model of the known texts) and train on the transcripts (mavid.conductor.hearing).",
     )
-    conductor_recall: bool = Field(
-        False,
-        description="Conductor: append the nearest known question (WordLlama) to each turn's "
-        "text and train with those hints (mavid.conductor.recall).",
-    )
     video_crop: int | None = Field(
         None, ge=8, description="codecs: train the video VAE on random crops of this size (px)."
     )

@@ -80,8 +80,6 @@ def main() -> None:
         print(f"hearing: PocketSphinx, {conductor.hearing.config.lm} language model; audio turns "
               f"are written down first ({QUESTION!r} -> "
               f"{conductor.hearing.transcribe(turns(args.seconds)['audio'])!r})")  # fmt: skip
-    if conductor.recall is not None:
-        print(f"recall: WordLlama over {len(conductor.recall.questions)} known questions")
     for turn in turns(args.seconds).values():  # warm-up: first calls allocate and load
         time_turn(conductor, turn)
     print(f"{'turn':<6} {'prompt tok':>10} {'first delta ms':>15} {'total ms':>9} {'tok/s':>7}")

@@ -38,7 +38,6 @@ from mavid.conductor.features import (
 from mavid.conductor.format import END_OF_TEXT, IM_END, M_BOS, M_EOS, SYSTEM_PROMPT
 from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing, HearingConfig
 from mavid.conductor.parser import DirectiveParser
-from mavid.conductor.recall import RECALL_CONFIG_NAME, Recall, RecallConfig
 from mavid.conductor.tokenizer import build_tiny_tokenizer
 from mavid.interfaces import CancelToken, ConductorError, DirectiveDelta, UserTurn
 
@@ -191,11 +190,9 @@ class ThinkerConductor:
         inputs_config: ThinkerInputsConfig,
         config: ConductorConfig | None = None,
         hearing: Hearing | None = None,
-        recall: Recall | None = None,
     ) -> None:
         self.model = model.eval()
         self.hearing = hearing  # writes spoken turns down before the Thinker reads them
-        self.recall = recall  # appends the nearest known question to the turn's text
         self.tokenizer = tokenizer
         self.feature_extractor = feature_extractor
         self.inputs_config = inputs_config
@@ -278,11 +275,9 @@ class ThinkerConductor:
         inputs_config = ThinkerInputsConfig.load(path) or _real_checkpoint_inputs(model)
         hearing_config = HearingConfig.load(path)
         hearing = Hearing(hearing_config) if hearing_config is not None else None
-        recall_config = RecallConfig.load(path)
-        recall = Recall(recall_config) if recall_config is not None else None
         if config is None:
             config = ConductorConfig.from_generation_config(model.generation_config)
-        return cls(model, tokenizer, feature_extractor, inputs_config, config, hearing, recall)
+        return cls(model, tokenizer, feature_extractor, inputs_config, config, hearing)
 
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
@@ -294,9 +289,6 @@ class ThinkerConductor:
         (path / HEARING_CONFIG_NAME).unlink(missing_ok=True)
         if self.hearing is not None:
             self.hearing.config.save(path)
-        (path / RECALL_CONFIG_NAME).unlink(missing_ok=True)
-        if self.recall is not None:
-            self.recall.config.save(path)
 
     @property
     def system_prompt(self) -> str:
@@ -306,13 +298,9 @@ class ThinkerConductor:
 
     # -- streaming ---------------------------------------------------------------------
     def prepare(self, turn: UserTurn) -> UserTurn:
-        """The turn as the Thinker reads it: spoken words written down by its hearing, the
-        nearest known question appended by its recall (each where it has one). Blocking."""
-        if self.hearing is not None:
-            turn = self.hearing.apply(turn)
-        if self.recall is not None:
-            turn = self.recall.apply(turn)
-        return turn
+        """The turn as the Thinker reads it: a spoken turn's words written down by its hearing,
+        where it has one. Blocking."""
+        return self.hearing.apply(turn) if self.hearing is not None else turn
 
     def stream(self, turn: UserTurn, cancel: CancelToken) -> Iterator[DirectiveDelta]:
         """Yield directive deltas as tokens are generated (blocking; run in a worker thread).

@@ -21,7 +21,6 @@ __all__ = [
     "format_directive",
     "intent_by_name",
     "known_corpus",
-    "known_questions",
     "paraphrase_split",
 ]
 
@@ -573,17 +572,6 @@ def domain_corpus() -> list[str]:
             texts.append(a.speech)
             texts.append(format_directive(a))
     return list(dict.fromkeys(texts))
-
-
-def known_questions() -> list[str]:
-    """The visitor's questions a Conductor trained on the world may know: every paraphrase
-    but the held-out (test) ones."""
-    return [
-        p
-        for intent in INTENTS
-        for k, p in enumerate(intent.paraphrases)
-        if paraphrase_split(intent, k) != "test"
-    ]
 
 
 def known_corpus() -> list[str]:

@@ -69,8 +69,6 @@ class TrainConfig:
     # "domain" / "general": spoken turns written down by PocketSphinx (mavid.conductor.hearing),
     # the Thinker trained on the transcripts and saved with its hearing; "off": it hears audio
     conductor_hearing: str = "off"
-    # the nearest known question appended to each turn's text (mavid.conductor.recall)
-    conductor_recall: bool = False
     # codecs: train the video VAE on random square crops of this many pixels (a multiple of
     # the VAE's 8x; it is convolutional, and 64-px crops train ~7x faster than 128-px frames)
     video_crop: int | None = None

@@ -29,13 +29,7 @@ from mavid.train.config import TrainConfig
 from mavid.train.data import iter_samples
 from mavid.train.loop import LoopConfig, LoopResult, latest_checkpoint, train_loop
 from mavid.train.speech_pairs import SpeechConfig
-from mavid.train.stage1 import (
-    ConductorTask,
-    examples_and_questions,
-    examples_of,
-    stage1_config,
-    tokenizer_for,
-)
+from mavid.train.stage1 import ConductorTask, examples_of, stage1_config, tokenizer_for
 from mavid.train.stage2 import CreatorAudioTask
 from mavid.train.stage3 import CreatorJointTask
 
@@ -47,8 +41,8 @@ CONFIG_NAME = "train_config.json"
 _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs", "preset",
           "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
           "code_dropout", "conductor_turns", "conductor_augment", "conductor_hearing",
-          "conductor_recall", "history_noise", "video_crop", "creator_preset", "phone_dropout",
-          "speech_utterances", "speech_share")  # fmt: skip
+          "history_noise", "video_crop", "creator_preset", "phone_dropout", "speech_utterances",
+          "speech_share")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,21 +141,14 @@ def build_task(cfg: TrainConfig):
     """The stage's TrainTask, with its data read from the world."""
     samples = iter_samples(cfg.data, cfg.split, cfg.max_samples)
     if cfg.stage == "conductor":
-        examples, questions = examples_and_questions(samples)
         return ConductorTask(
-            examples,
+            examples_of(samples),
             cfg.batch_size,
             cfg.seed,
             tokenizer=None if cfg.init is not None else tokenizer_for(cfg.out),
             val_examples=examples_of(_val_samples(cfg)) if cfg.val_samples else (),
-            config=stage1_config(
-                cfg.conductor_turns,
-                cfg.conductor_augment,
-                cfg.conductor_hearing,
-                cfg.conductor_recall,
-            ),
+            config=stage1_config(cfg.conductor_turns, cfg.conductor_augment, cfg.conductor_hearing),
             init=cfg.init,
-            questions=questions,
         )
     if cfg.stage == "codecs":
         audio_from = load_checkpoint(cfg.init) if cfg.init is not None else None

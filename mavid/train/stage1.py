@@ -36,7 +36,6 @@ from mavid.conductor.format import (
     transcript_target,
 )
 from mavid.conductor.hearing import Hearing, HearingConfig
-from mavid.conductor.recall import Recall, RecallConfig
 from mavid.conductor.stage1 import (
     CTC_ALPHABET,
     audio_ctc_loss,
@@ -52,7 +51,7 @@ from mavid.conductor.stage1 import (
 from mavid.conductor.thinker import ThinkerConductor, TinyThinkerShape
 from mavid.conductor.tokenizer import build_tiny_tokenizer
 from mavid.data.dialogue import DialogueSample
-from mavid.data.domain import domain_corpus, intent_by_name, known_corpus, known_questions
+from mavid.data.domain import domain_corpus, intent_by_name, known_corpus
 from mavid.data.visitor_turns import TurnGenerator, TurnsConfig, drop_words, plain_words
 from mavid.interfaces import UserTurn
 from mavid.train.data import nonempty, pick, step_rng, user_turn
@@ -108,9 +107,6 @@ class Stage1Config:
     # saved Conductor will at inference (None: it hears the audio itself, or keeps the init's
     # hearing); the "write down the words" task is then off
     hearing: HearingConfig | None = None
-    # the nearest known question appended to the turn's text (mavid.conductor.recall), the
-    # turn's own question left out of the search (None: no hints, or the init's recall)
-    recall: RecallConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.turn_share <= 1.0:
@@ -127,16 +123,9 @@ class Stage1Config:
 
 def examples_of(samples: Iterable[DialogueSample]) -> list[Example]:
     """(turn, speech, motion) of each sample: the Conductor's input and target (Eq. 3)."""
-    return examples_and_questions(samples)[0]
-
-
-def examples_and_questions(samples: Iterable[DialogueSample]) -> tuple[list[Example], list[str]]:
-    """`examples_of` and, beside each example, the visitor's question (left out of recall)."""
-    rows = nonempty(
-        ((user_turn(s), s.answer.speech, s.answer.motion, s.question) for s in samples),
-        "conductor examples",
+    return nonempty(
+        ((user_turn(s), s.answer.speech, s.answer.motion) for s in samples), "conductor examples"
     )
-    return [r[:3] for r in rows], [r[3] for r in rows]
 
 
 def tokenizer_for(out: Path) -> PreTrainedTokenizerBase:
@@ -163,12 +152,10 @@ class ConductorTask:
         val_examples: Sequence[Example] = (),
         config: Stage1Config | None = None,
         init: Path | None = None,
-        questions: Sequence[str] | None = None,
     ) -> None:
         """`shape` overrides `config.shape` (kept for callers that pass a shape alone). `init`:
         go on from a trained Conductor directory (its Thinker, tokenizer and features; the
-        config's shape is then the init's). `questions`: each example's question, left out
-        of its recall hint (without them a world turn may be hinted its own question)."""
+        config's shape is then the init's)."""
         self.examples = nonempty(examples, "conductor examples")
         self.val_examples = list(val_examples)
         self.batch_size, self.seed = batch_size, seed
@@ -186,11 +173,6 @@ class ConductorTask:
             )
         if self.config.hearing is not None:
             self.conductor.hearing = Hearing(self.config.hearing)
-        if self.config.recall is not None:
-            self.conductor.recall = Recall(self.config.recall)
-        if questions is not None and len(questions) != len(self.examples):
-            raise ValueError(f"{len(questions)} questions for {len(self.examples)} examples")
-        self.questions = list(questions) if questions is not None else None
         self._heard_world: dict[int, UserTurn] = {}  # the world's turns, written down once
         self._val_prepared = False
         self.thinker = self.conductor.model
@@ -212,12 +194,10 @@ class ConductorTask:
         system = self.conductor.system_prompt
         rows = []  # (turn, system prompt, target text)
         heard: list[str | None] = []  # the words of each spoken row, where known (CTC)
-        asked: list[str | None] = []  # each row's question (left out of its recall)
         if n_world:
             idx = pick(step_rng(self.seed, step), len(self.examples), n_world)
             rows += [_directive_row(self._heard_example(int(i)), system) for i in idx]
             heard += [None] * len(idx)
-            asked += [self.questions[i] if self.questions else None for i in idx]
         rng = step_rng(self.seed, step, stream=1)
         for k in range(n_gen):
             turn, speech, motion, plan = self.turns.turn(step * self.batch_size + k)
@@ -229,7 +209,6 @@ class ConductorTask:
                     speech, motion = nothing.speech, nothing.motion
             words = intent.paraphrases[plan.paraphrase_index]
             heard.append(None if plan.typed else plain_words(words))
-            asked.append(words)
             hearing = self.conductor.hearing
             if hearing is not None:  # the Thinker reads the words: no transcription task
                 turn = hearing.apply(turn)
@@ -241,12 +220,6 @@ class ConductorTask:
             rows = [
                 (replace(t, text=drop_words(t.text, rng, c.word_dropout)) if t.text else t, p, y)
                 for t, p, y in rows
-            ]
-        recall = self.conductor.recall
-        if recall is not None:  # after the dropout: the hint is read whole
-            rows = [
-                (recall.apply(t, exclude=q) if p == system else t, p, y)
-                for (t, p, y), q in zip(rows, asked, strict=True)
             ]
         batch = collate_rows(rows, self.conductor.encoder)
         if c.spec_augment:
@@ -281,9 +254,6 @@ class ConductorTask:
         self.thinker.eval()
         if self.conductor.hearing is not None and not self._val_prepared:
             apply = self.conductor.hearing.apply
-            self.val_examples = [(apply(t), s, m) for t, s, m in self.val_examples]
-        if self.conductor.recall is not None and not self._val_prepared:
-            apply = self.conductor.recall.apply
             self.val_examples = [(apply(t), s, m) for t, s, m in self.val_examples]
         self._val_prepared = True
         total, right, n = 0.0, 0, len(self.val_examples)
@@ -330,20 +300,17 @@ def _directive_row(example: Example, system_prompt: str) -> tuple[UserTurn, str,
     return turn, system_prompt, directive_target(speech.strip(), motion.strip())
 
 
-def stage1_config(
-    turn_share: float, augment: bool, hearing: str = "off", recall: bool = False
-) -> Stage1Config:
+def stage1_config(turn_share: float, augment: bool, hearing: str = "off") -> Stage1Config:
     """The Stage1Config of `run_agent.py train --stage conductor` (TrainConfig's knobs).
 
     `hearing` ("off", "domain", "general"): a domain hearing's language model is written from
-    `known_corpus()` (no held-out paraphrase); `recall`: hints among `known_questions()`."""
-    recalled = RecallConfig(tuple(known_questions())) if recall else None
+    `known_corpus()` (no held-out paraphrase)."""
     heard = None
     if hearing != "off":
         corpus = tuple(known_corpus()) if hearing == "domain" else ()
         heard = HearingConfig(lm=hearing, corpus=corpus)
     if augment:
-        return Stage1Config(turn_share=turn_share, hearing=heard, recall=recalled)
+        return Stage1Config(turn_share=turn_share, hearing=heard)
     return Stage1Config(
         turn_share=turn_share,
         word_dropout=0.0,
@@ -356,5 +323,4 @@ def stage1_config(
         camera_off_share=0.0,
         shape=TinyThinkerShape(),
         hearing=heard,
-        recall=recalled,
     )
