@@ -14,8 +14,10 @@ sleeps, so they cannot drift apart however long the session runs.
 
 Events go out as JSON data packets on `mavid.events`; the avatar's speech (the speech
 directives) also goes out as a text stream per answer on `lk.transcription`, closed when
-that answer's audio has actually played out. A `playback_finished` event reports the same
-moment, or the moment an interruption's clear-buffer took effect.
+that answer's audio has actually played out. What the agent heard the participant say (a
+Conductor with hearing) goes out on `lk.transcription` on the participant's behalf. A
+`playback_finished` event reports the same moment an answer's audio played out, or the
+moment an interruption's clear-buffer took effect.
 """
 
 from __future__ import annotations
@@ -308,6 +310,7 @@ class LiveKitTransport:
         self.publications: list[Any] = []
         self.published_data = 0
         self._transcript: Any = None  # the open lk.transcription writer of the current answer
+        self._user_audio_sid: str | None = None  # the participant's audio track, once subscribed
 
     # -- setup -----------------------------------------------------------------------------
     @classmethod
@@ -379,6 +382,7 @@ class LiveKitTransport:
             return
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             reader = self._read_audio(track)
+            self._user_audio_sid = publication.sid
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
             reader = self._read_video(track)
         else:
@@ -499,6 +503,8 @@ class LiveKitTransport:
                     await self._write_transcript(payload)
                 elif kind == "transcript_end":
                     await self._end_transcript()
+                elif kind == "heard":
+                    await self._write_heard(payload)
             except Exception as exc:  # a failed send loses that event, not the session
                 logger.warning("event=livekit_send_failed kind=%s error=%r", kind, exc)
         await self._end_transcript()
@@ -512,6 +518,19 @@ class LiveKitTransport:
                 topic=TRANSCRIPTION_TOPIC, attributes=attributes
             )
         await self._transcript.write(text)
+
+    async def _write_heard(self, text: str) -> None:
+        """What the agent heard the participant say, as livekit-agents publishes a user's
+        transcript: its own final stream on lk.transcription, sent on the participant's behalf
+        and tied to their audio track, so LiveKit front ends show it as theirs."""
+        attributes = {ATTR_FINAL: "true", ATTR_SEGMENT_ID: f"SG_{secrets.token_hex(6)}"}
+        if self._user_audio_sid is not None:
+            attributes[ATTR_TRACK_ID] = self._user_audio_sid
+        writer = await self.room.local_participant.stream_text(
+            topic=TRANSCRIPTION_TOPIC, attributes=attributes, sender_identity=self.identity
+        )
+        await writer.write(text)
+        await writer.aclose()
 
     async def _end_transcript(self) -> None:
         writer, self._transcript = self._transcript, None
@@ -533,6 +552,8 @@ class LiveKitTransport:
         self._queue(("data", dict(event)))
         if event.get("type") == "directive" and event.get("speech"):
             self._queue(("transcript", str(event["speech"])))
+        elif event.get("type") == "transcript" and event.get("source") == "speech":
+            self._queue(("heard", str(event.get("text", ""))))
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -24,6 +24,7 @@ from livekit import rtc
 from realtime.clock import MediaClock
 from realtime.livekit_transport import (
     ATTR_FINAL,
+    ATTR_TRACK_ID,
     CHAT_TOPIC,
     EVENTS_TOPIC,
     FRAME_S,
@@ -120,9 +121,15 @@ class FakeLocalParticipant(FakeParticipant):
         self.data.append((topic, payload.encode() if isinstance(payload, str) else payload))
 
     async def stream_text(
-        self, *, topic: str = "", attributes: dict[str, str] | None = None, **_: Any
+        self,
+        *,
+        topic: str = "",
+        attributes: dict[str, str] | None = None,
+        sender_identity: str | None = None,
+        **_: Any,
     ) -> FakeTextWriter:
         writer = FakeTextWriter(topic, attributes or {})
+        writer.sender_identity = sender_identity
         self.writers.append(writer)
         return writer
 
@@ -386,6 +393,27 @@ async def test_playback_finished_waits_for_the_audio_not_the_last_push(room: Fak
         assert writer.topic == TRANSCRIPTION_TOPIC and writer.chunks == ["hello there "]
         assert writer.attributes[ATTR_FINAL] == "false"
         assert writer.closed_with == {ATTR_FINAL: "true"}
+    finally:
+        await transport.close()
+
+
+async def test_what_was_heard_goes_out_as_the_participants_transcript(room: FakeRoom) -> None:
+    transport = await start_transport(room)
+    room.publish_microphone(room.remote_participants["user"])
+    local = room.local_participant
+    try:
+        transport.send_event({"type": "transcript", "source": "speech", "text": "where is the cafe",
+                              "turn": 1})  # fmt: skip
+        transport.send_event({"type": "transcript", "source": "text", "text": "typed", "turn": 2})
+        await wait_until(lambda: local.writers and local.writers[0].closed_with is not None)
+        writer = local.writers[0]
+        # one final stream, sent on the participant's behalf, tied to their microphone track
+        assert writer.topic == TRANSCRIPTION_TOPIC and writer.chunks == ["where is the cafe"]
+        assert writer.sender_identity == "user" and writer.attributes[ATTR_FINAL] == "true"
+        assert writer.attributes[ATTR_TRACK_ID] == "TR_user_0"
+        await asyncio.sleep(0.1)
+        assert len(local.writers) == 1  # a typed turn is the participant's own text already
+        assert [e["type"] for e in local.events()] == ["transcript", "transcript"]
     finally:
         await transport.close()
 
