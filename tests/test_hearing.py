@@ -57,6 +57,11 @@ def test_typed_silent_and_empty_turns_come_back_as_they_are(hearing):
     assert hearing.apply(UserTurn()) == UserTurn()
     with pytest.raises(ValueError, match="NaN"):
         hearing.apply(UserTurn(audio=np.full(SR, np.nan, np.float32)))
+    # the Thinker's checks hold before the audio is replaced by its words
+    with pytest.raises(ValueError, match="float"):
+        hearing.apply(UserTurn(audio=np.ones(SR, np.int16)))
+    with pytest.raises(ValueError, match="audio_sample_rate"):
+        hearing.apply(UserTurn(audio=np.ones(SR, np.float32), audio_sample_rate=0))
 
 
 def test_the_config_is_checked_and_saved_beside_the_weights(tmp_path):

@@ -88,7 +88,8 @@ def resample_to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
-def _check_turn(turn: UserTurn) -> None:
+def check_turn(turn: UserTurn) -> None:
+    """ValueError / TypeError naming what is wrong with a turn the Thinker cannot read."""
     if not isinstance(turn, UserTurn):
         raise TypeError(f"expected a UserTurn, got {type(turn).__name__}")
     if turn.audio is not None:
@@ -195,7 +196,7 @@ class TurnEncoder:
     # -- the turn ----------------------------------------------------------------------
     def encode_user(self, turn: UserTurn) -> tuple[str, dict[str, torch.Tensor]]:
         """The user content (text, then interleaved chunks) and its multimodal tensors."""
-        _check_turn(turn)
+        check_turn(turn)
         audio_chunks = self._audio_chunks(turn)
         video_chunks = self._video_chunks(turn)
         tensors: dict[str, torch.Tensor] = {}

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from mavid.asr import Recognizer
+from mavid.conductor.features import check_turn
 from mavid.interfaces import UserTurn
 
 __all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig"]
@@ -87,6 +88,7 @@ class Hearing:
         carry text and turns in which no word is heard come back as they are."""
         if turn.text.strip() or turn.audio is None or turn.audio.size == 0:
             return turn
+        check_turn(turn)  # the Thinker's own checks, before its audio is replaced
         words = self.transcribe(turn)
         log.debug("heard %r", words)
         if not words:
