@@ -70,6 +70,13 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                 kind = await page.evaluate("window.mavid.session.constructor.name")
                 assert kind == "MavidSession"
                 assert await page.locator("#directives").inner_text() != ""
+                # what the avatar heard (its Conductor's hearing) is shown as the user's words
+                heard = await page.evaluate(
+                    "window.mavid.events.filter(e => e.type === 'transcript' "
+                    "&& e.source === 'speech').map(e => e.text)"
+                )
+                assert heard and "hello" in heard[0].split(), heard
+                assert f"you: {heard[0]}" in await page.locator("#directives").inner_text()
                 # typing instead of talking: the text box sends a typed turn
                 await page.fill("#text", "hello from the keyboard")
                 await page.click("#send")
