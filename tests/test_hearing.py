@@ -101,6 +101,8 @@ def test_stage_1_trains_on_the_words_heard(tmp_path_factory):
     config = stage1_config(1.0, True, "domain")
     assert config.hearing is not None and config.hearing.corpus == tuple(known_corpus())
     assert stage1_config(1.0, True).hearing is None
+    with pytest.raises(ValueError, match="ctc_weight"):
+        dataclasses.replace(config, ctc_weight=0.5)
     config = dataclasses.replace(config, turns=TurnsConfig(typed_share=0.0), word_dropout=0.0,
                                  camera_off_share=0.0)  # fmt: skip
     with one_torch_thread():

@@ -15,6 +15,8 @@ frames alone tell them apart) and do not carry over to held-out voices and parap
   (TRANSCRIBE_PROMPT), every word a target, so the audio encoder gets a dense signal;
 - a short system prompt saved with the weights (the long one is ~250 constant tokens);
 - the first directive tokens, where the answer is chosen, weighed up in the loss;
+- optionally (`hearing`), spoken turns written down by PocketSphinx as the saved Conductor will
+  at inference (`mavid.conductor.hearing`), so the Thinker learns to read transcripts;
 - word dropout on typed text, SpecAugment on the audio features, a wider audio encoder.
 
 Everything is a pure function of (seed, step), so resume stays exact.
@@ -117,6 +119,8 @@ class Stage1Config:
             raise ValueError(f"ctc_weight must be >= 0, got {self.ctc_weight}")
         if not 0.0 <= self.camera_off_share <= 1.0:
             raise ValueError(f"camera_off_share must be in [0, 1], got {self.camera_off_share}")
+        if self.hearing is not None and not self.hearing.keep_audio and self.ctc_weight > 0:
+            raise ValueError("ctc_weight needs the audio, which this hearing replaces by words")
         if not 0.0 <= self.word_dropout < 1.0:
             raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
 
