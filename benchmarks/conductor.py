@@ -76,14 +76,15 @@ def main() -> None:
     params = sum(p.numel() for p in conductor.model.parameters())
     print(f"Thinker ({name}): {params / 1e6:.2f} M parameters, vocab {len(conductor.tokenizer)}, "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
+    kinds = turns(args.seconds)
     if conductor.hearing is not None:
         print(f"hearing: PocketSphinx, {conductor.hearing.config.lm} language model; audio turns "
               f"are written down first ({QUESTION!r} -> "
-              f"{conductor.hearing.transcribe(turns(args.seconds)['audio'])!r})")  # fmt: skip
-    for turn in turns(args.seconds).values():  # warm-up: first calls allocate and load
+              f"{conductor.hearing.transcribe(kinds['audio'])!r})")  # fmt: skip
+    for turn in kinds.values():  # warm-up: first calls allocate and load
         time_turn(conductor, turn)
     print(f"{'turn':<6} {'prompt tok':>10} {'first delta ms':>15} {'total ms':>9} {'tok/s':>7}")
-    for name, turn in turns(args.seconds).items():
+    for name, turn in kinds.items():
         seen = conductor.prepare(turn)
         ids = conductor.encoder.encode_prompt(seen, conductor.system_prompt)["input_ids"]
         prompt = ids.shape[1]

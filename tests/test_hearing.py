@@ -106,9 +106,13 @@ def test_stage_1_trains_on_the_words_heard(tmp_path_factory):
     config = dataclasses.replace(config, turns=TurnsConfig(typed_share=0.0), word_dropout=0.0,
                                  camera_off_share=0.0)  # fmt: skip
     with one_torch_thread():
-        task = ConductorTask(examples_of(iter_samples(world)), batch_size=4, seed=0,
-                             config=config)  # fmt: skip
+        examples = examples_of(iter_samples(world))
+        task = ConductorTask(examples, batch_size=4, seed=0, config=config,
+                             val_examples=examples)  # fmt: skip
         batch = task.batch(0)
+    # validation reads the turns as the saved Conductor will: spoken ones written down
+    for (turn, _, _), (val, _, _) in zip(examples, task.val_examples, strict=True):
+        assert val == task.conductor.hearing.apply(turn)
     tok = task.conductor.tokenizer
     for k in range(4):
         turn = task.turns.turn(k)[0]

@@ -177,8 +177,10 @@ class ConductorTask:
             )
         if self.config.hearing is not None:
             self.conductor.hearing = Hearing(self.config.hearing)
+        if self.conductor.hearing is not None:  # scored as the saved Conductor reads them
+            apply = self.conductor.hearing.apply
+            self.val_examples = [(apply(t), s, m) for t, s, m in self.val_examples]
         self._heard_world: dict[int, UserTurn] = {}  # the world's turns, written down once
-        self._val_prepared = False
         self.thinker = self.conductor.model
         # what trains (and is checkpointed): the Thinker and, with CTC, the CTC head beside it
         with torch.random.fork_rng():  # the head's init is the run's, not the process's
@@ -256,10 +258,6 @@ class ConductorTask:
         if not self.val_examples:
             return {}
         self.thinker.eval()
-        if self.conductor.hearing is not None and not self._val_prepared:
-            apply = self.conductor.hearing.apply
-            self.val_examples = [(apply(t), s, m) for t, s, m in self.val_examples]
-        self._val_prepared = True
         total, right, n = 0.0, 0, len(self.val_examples)
         for i in range(0, n, self.batch_size):
             chunk = self.val_examples[i : i + self.batch_size]
