@@ -298,6 +298,16 @@ class TrainCommand(Command):
         le=1.0,
         description="creator-joint: noise the previous clip's latents to t ~ U(0, this).",
     )
+    mouth_weight: float = Field(
+        1.0,
+        ge=1.0,
+        description="creator-joint: L_DIFF's weight on the latent cells of the mouth (1: uniform).",
+    )
+    freeze_audio: bool = Field(
+        False,
+        description="creator-joint: keep the AR decoder as --init left it (the face learns, the "
+        "speech stays; no --speech-utterances).",
+    )
     device: str = Field(
         "cpu", description="Where to train: cpu, or cuda (a GPU; same steps, same recipe)."
     )

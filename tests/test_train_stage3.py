@@ -156,3 +156,62 @@ def test_phone_dropout_changes_the_ar_loss_and_is_validated(world, init, tmp_pat
     assert l_ar(0.0) == l_ar(0.0) and l_ar(0.0) != l_ar(0.9)
     with pytest.raises(ValueError, match="phone_dropout"):
         TrainConfig("creator-joint", world, tmp_path, phone_dropout=1.0)
+
+
+def test_mouth_weight_puts_more_of_l_diff_on_the_mouth(world, init):
+    from mavid.creator.training import l_diff
+    from mavid.data.faces import mouth_region
+
+    model = load_checkpoint(init)
+    task = CreatorJointTask(model, iter_samples(world), batch_size=2, seed=0, mouth_weight=5.0)
+    grid = PRESET.media.height // PRESET.media.spatial_compression
+    rows, cols = mouth_region(grid, grid)
+    assert task.region_weight.shape == (grid, grid)
+    assert (task.region_weight[rows, cols] == 5.0).all() and task.region_weight.sum() < 5 * grid**2
+    assert task.region_weight.min() == 1.0
+    step = next(s for s in range(20) if task.batch(s).prev_latents is not None)
+    batch = task.batch(step)
+    prefix, _ = model.video_history(batch.prev_latents, batch.ref_latents)
+
+    def loss(weight):
+        with torch.no_grad():
+            return float(l_diff(model, batch, prefix, None, torch.Generator().manual_seed(3),
+                                weight))  # fmt: skip
+
+    mouth_only = torch.zeros(grid, grid)
+    mouth_only[rows, cols] = 1.0
+    rest = 1.0 - mouth_only
+    uniform, on_mouth, off_mouth = loss(None), loss(mouth_only), loss(rest)
+    n = float(mouth_only.sum())
+    # a weighted mean: uniform is the cell-count mix of the two regions' own means
+    assert uniform == pytest.approx((n * on_mouth + (grid**2 - n) * off_mouth) / grid**2, rel=1e-4)
+    w = (n * 5.0 * on_mouth + (grid**2 - n) * off_mouth) / (n * 5.0 + grid**2 - n)
+    assert loss(task.region_weight) == pytest.approx(w, rel=1e-4)
+    with pytest.raises(ValueError, match="latent grid"):
+        loss(torch.ones(grid + 1, grid))
+    with pytest.raises(ValueError, match="mouth_weight"):
+        CreatorJointTask(model, iter_samples(world), batch_size=2, seed=0, mouth_weight=0.5)
+
+
+def test_freeze_audio_keeps_the_decoder_and_trains_the_face(world, init, tmp_path):
+    cfg = TrainConfig("creator-joint", world, tmp_path / "run", steps=2, batch_size=2, lr=2e-3,
+                      threads=1, init=init, progress=False, freeze_audio=True,
+                      mouth_weight=3.0)  # fmt: skip
+    trained = load_checkpoint(train_main(cfg).model).state_dict()
+    before = load_checkpoint(init).state_dict()
+    for name, value in before.items():
+        fixed = name.startswith(("audio_codec.", "video_vae.", "audio."))
+        assert torch.equal(trained[name], value) == fixed, name
+    with pytest.raises(ValueError, match="freeze_audio"):
+        TrainConfig("creator-joint", world, tmp_path / "x", freeze_audio=True, speech_utterances=8)
+    with pytest.raises(ValueError, match="freeze_audio"):
+        TrainConfig("creator-audio", world, tmp_path / "x", freeze_audio=True)
+    # a run begun before a setting existed resumes as that setting's default
+    import json
+
+    path = tmp_path / "run" / "train_config.json"
+    saved = json.loads(path.read_text())
+    del saved["mouth_weight"]
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"mouth_weight=1\.0"):
+        train_main(cfg)

@@ -131,9 +131,13 @@ def l_diff(
     prefix,
     sources: list[torch.Tensor] | None,
     generator: torch.Generator | None = None,
+    region_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Flow-matching velocity MSE on clip j's latents; a first clip keeps latent 0 clean (the
-    reference image), as at inference."""
+    reference image), as at inference.
+
+    `region_weight` (h, w): each latent cell's weight in the mean (None: uniform), e.g. more on
+    the mouth, a few cells of the frame that carry all of lip-sync."""
     x0 = batch.cur_latents
     b, _, t_lat = x0.shape[:3]
     noise = _draw(torch.randn, x0.shape, generator, x0)
@@ -142,12 +146,18 @@ def l_diff(
     if batch.prev_latents is None:
         t[:, 0] = 0.0
         weight[:, :, 0] = 0.0
+    if region_weight is not None:
+        if region_weight.shape != x0.shape[3:]:
+            grid = tuple(x0.shape[3:])
+            raise ValueError(f"region_weight {tuple(region_weight.shape)} != latent grid {grid}")
+        weight = weight * region_weight.to(x0.device, x0.dtype)
+    weight = weight.expand(b, 1, t_lat, *x0.shape[3:])
     x_t = add_noise(x0, noise, t)
     audio_ctx = model.audio_context(sources, t_lat) if sources is not None else None
     text_kv = model.motion_kv(batch.motion, x0.device)
     v = model.video(x_t, t, prefix, text_kv, audio_ctx)
     err = (v - (noise - x0)).pow(2) * weight
-    return err.sum() / (weight.sum() * err.shape[1] * err.shape[3] * err.shape[4])
+    return err.sum() / (weight.sum() * err.shape[1])
 
 
 def _draw(fn, shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
@@ -202,21 +212,25 @@ def stage3_step(
     code_dropout: float = 0.0,
     history_noise: float = 0.0,
     phone_dropout: float = 0.0,
+    region_weight: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Stage 3: AR + DiT end to end through the fusion module, L = L_AR + L_DIFF.
 
     `history_noise` > 0 noises v_{j-1} (`noised_history`); the reference latent (anchored
-    presets) is always clean."""
+    presets) is always clean. `region_weight`: L_DIFF's per-cell weights (`l_diff`). Parameters
+    with requires_grad off (a frozen AR decoder) stay as they are."""
     model.train()
     prev, prev_t = batch.prev_latents, None
     if prev is not None and history_noise > 0:
         prev, prev_t = noised_history(prev, history_noise, generator)
     prefix, fv_kv = model.video_history(prev, batch.ref_latents, prev_t)
     loss_ar, sources = l_ar(model, batch, fv_kv, code_dropout, generator, phone_dropout)
-    loss_diff = l_diff(model, batch, prefix, sources if model.cfg.fusion else None, generator)
+    loss_diff = l_diff(
+        model, batch, prefix, sources if model.cfg.fusion else None, generator, region_weight
+    )
     loss = loss_ar + loss_diff
     params = [*model.audio.parameters(), *model.video.parameters(), *model.motion.parameters()]
-    norm = _step(optimizer, loss, params, max_norm)
+    norm = _step(optimizer, loss, [p for p in params if p.requires_grad], max_norm)
     return {
         "l_ar": float(loss_ar.detach()),
         "l_diff": float(loss_diff.detach()),

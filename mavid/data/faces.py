@@ -22,6 +22,7 @@ __all__ = [
     "MOTION_SECONDS",
     "FaceState",
     "Identity",
+    "mouth_region",
     "mouth_track",
     "parse_motion",
     "render_canvas",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 SUPERSAMPLE = 2
+# The part of a frame (rows, cols as fractions of its height, width) that holds the mouth
+# whatever the sway, nod or tilt: 64 x 64 px of a 128-px frame.
+MOUTH_REGION = ((46 / 128, 110 / 128), (32 / 128, 96 / 128))
 MOTIONS = ("nod", "shake", "tilt", "smile", "look away", "wave")
 # How long each motion lasts from its start (smile holds to the end of the answer).
 MOTION_SECONDS = {
@@ -598,3 +602,12 @@ def render_reference_face(identity: Identity, size: int = 128) -> np.ndarray:
 def with_scene(identity: Identity, scene: str) -> Identity:
     """The same person in another scene (used to build hard negatives for the meters)."""
     return replace(identity, scene=scene)
+
+
+def mouth_region(height: int, width: int) -> tuple[slice, slice]:
+    """`MOUTH_REGION` on a (height, width) grid (pixels, or latent cells): the rows and columns
+    of every cell it touches."""
+    (top, bottom), (left, right) = MOUTH_REGION
+    rows = slice(math.floor(top * height), math.ceil(bottom * height))
+    cols = slice(math.floor(left * width), math.ceil(right * width))
+    return rows, cols

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mavid.data.faces import MOTIONS, FaceState, render_face, sample_identity
+from mavid.data.faces import MOTIONS, FaceState, mouth_region, render_face, sample_identity
 
 __all__ = [
     "WEIGHTS",
@@ -34,8 +34,7 @@ __all__ = [
 
 WEIGHTS = Path(__file__).parent / "weights" / "mouth_regressor.safetensors"
 MAX_OFFSET = 15
-# The crop that holds the mouth at 128x128 whatever the sway, nod or tilt (rows, cols).
-_CROP = (slice(46, 110), slice(32, 96))
+_CROP = mouth_region(128, 128)  # rows, cols
 
 
 def mouth_crop(frames: np.ndarray) -> torch.Tensor:

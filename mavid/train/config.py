@@ -74,6 +74,10 @@ class TrainConfig:
     video_crop: int | None = None
     # creator-joint: previous-clip latents noised to t ~ U(0, history_noise) (0: clean)
     history_noise: float = 0.0
+    # creator-joint: L_DIFF's weight on the mouth's latent cells (1: uniform over the frame)
+    mouth_weight: float = 1.0
+    # creator-joint: keep the AR decoder as init left it (the face learns, the speech stays)
+    freeze_audio: bool = False
     device: str = "cpu"  # "cuda" trains on a GPU (the same command and steps as on the CPU)
     workers: int = 0  # processes making batches ahead (worth it for the conductor's turns)
     progress: bool = True
@@ -102,6 +106,13 @@ class TrainConfig:
             raise ValueError(f"phone_dropout must be in [0, 1), got {self.phone_dropout}")
         if not 0.0 <= self.history_noise <= 1.0:
             raise ValueError(f"history_noise must be in [0, 1], got {self.history_noise}")
+        if self.mouth_weight < 1.0:
+            raise ValueError(f"mouth_weight must be >= 1, got {self.mouth_weight}")
+        if self.freeze_audio and (self.stage != "creator-joint" or self.speech_utterances):
+            raise ValueError(
+                "freeze_audio is for creator-joint without generated speech (which trains only "
+                "the AR decoder)"
+            )
         if self.conductor_hearing not in ("off", "domain", "general"):
             raise ValueError(
                 f"conductor_hearing must be off, domain or general, got {self.conductor_hearing!r}"

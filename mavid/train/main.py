@@ -42,7 +42,7 @@ _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs"
           "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
           "code_dropout", "conductor_turns", "conductor_augment", "conductor_hearing",
           "history_noise", "video_crop", "creator_preset", "phone_dropout", "speech_utterances",
-          "speech_share")  # fmt: skip
+          "speech_share", "mouth_weight", "freeze_audio")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ def _check_run_folder(cfg: TrainConfig) -> None:
         )
     if path.exists() and found is not None:
         saved = json.loads(path.read_text())
-        changed = [k for k in _FIXED if saved.get(k) != mine[k]]
+        # a setting added after the run began was, for that run, its default
+        default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        saved = {k: saved.get(k, default[k]) for k in _FIXED}
+        changed = [k for k in _FIXED if saved[k] != mine[k]]
         if changed:
             k = changed[0]
             raise ValueError(
@@ -174,7 +177,13 @@ def build_task(cfg: TrainConfig):
     }
     if cfg.stage == "creator-audio":
         return CreatorAudioTask(*args, **audio)
-    return CreatorJointTask(*args, **audio, history_noise=cfg.history_noise)
+    return CreatorJointTask(
+        *args,
+        **audio,
+        history_noise=cfg.history_noise,
+        mouth_weight=cfg.mouth_weight,
+        freeze_audio=cfg.freeze_audio,
+    )
 
 
 def train_main(cfg: TrainConfig) -> TrainResult:
