@@ -24,6 +24,7 @@ from mavid.interfaces import (
     Conductor,
     CreatorStream,
     DirectiveDelta,
+    HearingConductor,
     MediaSpec,
     UserTurn,
 )
@@ -81,16 +82,15 @@ def _pump_conductor(
 ) -> None:
     """Worker thread: forward each delta (or the error that ended the stream) to the loop.
 
-    A Conductor with a `hearing` (`mavid.conductor.hearing.Hearing`: the tiny Thinker's) has
-    a spoken turn written down here first, so the words heard go out before the answer does.
+    A Conductor that writes spoken turns down (`HearingConductor`: the tiny Thinker with its
+    hearing) reports the words, which go out before the answer does.
     """
     try:
-        hearing = getattr(conductor, "hearing", None)
-        if hearing is not None and not turn.text.strip():
-            turn = hearing.apply(turn)  # a turn with text passes the Conductor's own unchanged
-            if turn.text:
-                put(_Heard(turn.text))
-        for delta in conductor.stream(turn, cancel):
+        if isinstance(conductor, HearingConductor) and conductor.hears:
+            deltas = conductor.stream(turn, cancel, on_heard=lambda words: put(_Heard(words)))
+        else:
+            deltas = conductor.stream(turn, cancel)
+        for delta in deltas:
             put(delta)
         put(_End())
     except BaseException as exc:  # forwarded, re-raised on the loop

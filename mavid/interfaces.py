@@ -7,7 +7,7 @@ here is plain data or a small protocol so that the realtime side never imports t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -105,6 +105,26 @@ class Conductor(Protocol):
         Raises Cancelled when `cancel` is set, and ConductorError on backend failure.
         """
         ...
+
+
+@runtime_checkable
+class HearingConductor(Conductor, Protocol):
+    """A Conductor that writes a spoken turn down before it reads it (the tiny Thinker with its
+    hearing), and says what it heard: `on_heard(words)` once, before the first delta, when a
+    turn without text was heard to say something. (A Conductor that reads audio itself, e.g.
+    a real Qwen2.5-Omni, has no words to report.)"""
+
+    @property
+    def hears(self) -> bool:
+        """Whether spoken turns are written down (and reported through `on_heard`)."""
+        ...
+
+    def stream(
+        self,
+        turn: UserTurn,
+        cancel: CancelToken,
+        on_heard: Callable[[str], None] | None = None,
+    ) -> Iterator[DirectiveDelta]: ...
 
 
 @runtime_checkable

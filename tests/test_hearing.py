@@ -132,3 +132,44 @@ def test_a_typed_turn_is_read_the_same_with_or_without_hearing(hearing):
         plain = run_conductor(conductor, turn)
         conductor.hearing = hearing
         assert run_conductor(conductor, turn) == plain
+
+
+class _CountingHearing(Hearing):
+    """The real hearing, counting its transcriptions (and optionally hearing nothing)."""
+
+    def __init__(self, config: HearingConfig, deaf: bool = False) -> None:
+        super().__init__(config)
+        self.deaf, self.calls = deaf, 0
+
+    def transcribe(self, turn: UserTurn) -> str:
+        self.calls += 1
+        return "" if self.deaf else super().transcribe(turn)
+
+
+@pytest.mark.parametrize("deaf", [False, True])
+def test_a_spoken_turn_is_written_down_once_and_reported(hearing, deaf):
+    from agent.answer import _Heard, _pump_conductor
+    from mavid.interfaces import CancelToken, DirectiveDelta, HearingConductor
+
+    with one_torch_thread():
+        conductor = ThinkerConductor.tiny(
+            seed=3, config=ConductorConfig(do_sample=False, max_new_tokens=8)
+        )
+        assert isinstance(conductor, HearingConductor) and not conductor.hears
+        conductor.hearing = counting = _CountingHearing(hearing.config, deaf)
+        assert conductor.hears
+        turn = _spoken("Is there wifi here?")
+        got: list[object] = []
+        _pump_conductor(conductor, turn, CancelToken(), got.append)
+        assert counting.calls == 1  # the answer path and the Conductor share one transcription
+        heard = [g for g in got if isinstance(g, _Heard)]
+        if deaf:  # nothing heard: nothing reported, the Thinker reads the audio
+            assert heard == []
+        else:
+            assert len(heard) == 1 and "wifi" in heard[0].text.split()
+            assert got.index(heard[0]) == 0  # before the first delta
+        assert all(isinstance(g, (_Heard, DirectiveDelta)) for g in got[:-1])
+        # a typed turn is not heard, nor reported
+        reported: list[str] = []
+        list(conductor.stream(UserTurn(text="Is there wifi here?"), CancelToken(), reported.append))
+        assert reported == [] and counting.calls == 1

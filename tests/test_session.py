@@ -46,8 +46,15 @@ async def test_the_words_a_hearing_conductor_heard_are_shown_before_its_answer(
     from mavid.data.domain import known_corpus
 
     @dataclass
-    class HearingConductor(ScriptedConductor):
+    class HearingConductor(ScriptedConductor):  # mavid.interfaces.HearingConductor
         hearing: Hearing | None = None
+        hears: bool = True
+
+        def stream(self, turn, cancel, on_heard=None):
+            read = self.hearing.apply(turn)
+            if on_heard is not None and read.text and not turn.text:
+                on_heard(read.text)
+            yield from super().stream(read, cancel)
 
     conductor = HearingConductor(hearing=Hearing(HearingConfig(corpus=tuple(known_corpus()))))
     async with harness_factory(conductor=conductor) as h:

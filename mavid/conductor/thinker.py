@@ -11,7 +11,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,14 +302,29 @@ class ThinkerConductor:
         where it has one. Blocking."""
         return self.hearing.apply(turn) if self.hearing is not None else turn
 
-    def stream(self, turn: UserTurn, cancel: CancelToken) -> Iterator[DirectiveDelta]:
+    @property
+    def hears(self) -> bool:
+        """Whether spoken turns are written down first (`mavid.interfaces.HearingConductor`)."""
+        return self.hearing is not None
+
+    def stream(
+        self,
+        turn: UserTurn,
+        cancel: CancelToken,
+        on_heard: Callable[[str], None] | None = None,
+    ) -> Iterator[DirectiveDelta]:
         """Yield directive deltas as tokens are generated (blocking; run in a worker thread).
 
+        `on_heard(words)`: called once, before the first delta, with what the hearing wrote
+        down of a spoken turn (not for typed turns, nor when no word was heard).
         Raises Cancelled when `cancel` is set (checked between tokens), ConductorError if the
         model fails, ValueError for a malformed turn. The generation thread never outlives it.
         """
         cancel.raise_if_cancelled()
-        turn = self.prepare(turn)
+        read = self.prepare(turn)
+        if on_heard is not None and read.text and not turn.text.strip():
+            on_heard(read.text)
+        turn = read
         cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         streamer = TextIteratorStreamer(
