@@ -111,6 +111,10 @@ class CreatorConfig:
     sampler_steps: int = 2
     sampler_shift: float = 3.0  # Wan-style timestep shift; 1.0 = uniform
     cfg_scale: float = 1.0  # > 1 enables classifier-free guidance on the motion directive
+    # > 1: guidance on the speech (F_a): the DiT's velocity pushed away from its prediction
+    # without the fusion module's audio cross-attention, towards the mouth the audio asks
+    # for. Costs one more DiT pass per step; 1 = off
+    audio_guidance: float = 1.0
     # AR sampling. phone_guidance > 1: classifier-free guidance on the phone track (the decoder
     # must have trained with phone dropout); 1 = off
     phone_guidance: float = 1.0

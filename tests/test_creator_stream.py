@@ -158,6 +158,20 @@ def test_classifier_free_guidance_runs_and_changes_the_video():
     assert not np.array_equal(plain.frames[1:], cfg.frames[1:])
 
 
+@pytest.mark.parametrize("fusion", [True, False])
+def test_audio_guidance_changes_only_the_video_and_needs_the_fusion(fusion):
+    base = CreatorModel(MICRO.replace_creator(fusion=fusion))
+    base.load_state_dict(CreatorModel.random(MICRO, 0).state_dict(), strict=False)
+    guided_model = CreatorModel(base.preset.replace_creator(audio_guidance=3.0))
+    guided_model.load_state_dict(base.state_dict())
+    plain = MavidCreator(base).new_stream(seed=2).next_clip("hello there", "")
+    audio_guided = MavidCreator(guided_model).new_stream(seed=2).next_clip("hello there", "")
+    assert np.array_equal(plain.audio, audio_guided.audio)  # the speech is made first
+    # with the fusion module the DiT hears the audio, and guidance pushes that further; without
+    # it there is nothing to guide on
+    assert np.array_equal(plain.frames, audio_guided.frames) != fusion
+
+
 def test_bfloat16_path_runs():
     import torch
 

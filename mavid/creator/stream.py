@@ -214,6 +214,12 @@ class MavidCreatorStream:
             lambda x, t: model.video(x, t, prefix, null_kv, audio_ctx),
             cfg.cfg_scale,
         )
+        if audio_ctx is not None:
+            velocity = guided(
+                velocity,
+                lambda x, t: model.video(x, t, prefix, text_kv, None),
+                cfg.audio_guidance,
+            )
         ref = self._reference_latent
         shape = (1, ref.shape[1], t_lat, ref.shape[3], ref.shape[4])
         noise = torch.randn(shape, generator=self.generator, device=dev, dtype=c.dtype)
