@@ -115,6 +115,10 @@ class CreatorConfig:
     # without the fusion module's audio cross-attention, towards the mouth the audio asks
     # for. Costs one more DiT pass per step; 1 = off
     audio_guidance: float = 1.0
+    # > 0: v_{j-1} noised to this flow time before the DiT reads it (with its time marked, as
+    # in training with history noise): the model's own last clip is imperfect, and read
+    # clean its errors compound clip after clip; 0 = clean
+    history_noise: float = 0.0
     # AR sampling. phone_guidance > 1: classifier-free guidance on the phone track (the decoder
     # must have trained with phone dropout); 1 = off
     phone_guidance: float = 1.0

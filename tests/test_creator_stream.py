@@ -172,6 +172,24 @@ def test_audio_guidance_changes_only_the_video_and_needs_the_fusion(fusion):
     assert np.array_equal(plain.frames, audio_guided.frames) != fusion
 
 
+def test_history_noise_changes_the_clips_after_the_first():
+    base = CreatorModel.random(MICRO, 0)
+    noised_model = CreatorModel(MICRO.replace_creator(history_noise=0.2))
+    noised_model.load_state_dict(base.state_dict())
+    plain, noised = (
+        MavidCreator(base).new_stream(seed=2),
+        MavidCreator(noised_model).new_stream(seed=2),
+    )
+    first = plain.next_clip("hello there", ""), noised.next_clip("hello there", "")
+    assert np.array_equal(first[0].frames, first[1].frames)  # no history yet
+    second = plain.next_clip("how are you", ""), noised.next_clip("how are you", "")
+    assert not np.array_equal(second[0].frames, second[1].frames)
+    # deterministic from the stream's seed
+    again = MavidCreator(noised_model).new_stream(seed=2)
+    again.next_clip("hello there", "")
+    assert np.array_equal(again.next_clip("how are you", "").frames, second[1].frames)
+
+
 def test_bfloat16_path_runs():
     import torch
 

@@ -22,7 +22,7 @@ from mavid.creator.audio_decoder import SamplingConfig
 from mavid.creator.face import default_face, fit_image
 from mavid.creator.model import CreatorModel
 from mavid.creator.phones import PhonePlanner
-from mavid.creator.sampler import euler_sample, guided
+from mavid.creator.sampler import add_noise, euler_sample, guided
 from mavid.creator.text import encode_text
 from mavid.interfaces import AVClip, CancelToken, MediaSpec
 
@@ -182,9 +182,12 @@ class MavidCreatorStream:
             self.planner.push(speech)
             phones = torch.from_numpy(self.planner.take(f))[None].to(dev)  # (1, F, 2)
         # v_{j-1} and (anchored presets) the reference latent; the first clip may have neither
-        prefix, fv_kv = model.video_history(
-            hist.video_latents if hist is not None else None, self._reference_latent
-        )
+        prev, prev_t = hist.video_latents if hist is not None else None, None
+        if prev is not None and cfg.history_noise > 0:
+            prev_t = torch.full(prev.shape[:1] + prev.shape[2:3], cfg.history_noise, device=dev)
+            noise = torch.randn(prev.shape, generator=self.generator, device=dev, dtype=prev.dtype)
+            prev = add_noise(prev, noise, prev_t.to(prev.dtype))
+        prefix, fv_kv = model.video_history(prev, self._reference_latent, prev_t)
         lap("video_history")
         stats: dict[str, int] = {}
         cols, sources = model.audio.generate(
