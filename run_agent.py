@@ -341,6 +341,15 @@ class ExportCommand(Command):
     sampler_steps: int | None = Field(
         None, ge=1, description="DiT denoising steps per clip to ship (default: the run's)."
     )
+    audio_guidance: float | None = Field(
+        None, ge=1, description="Guidance on the speech (F_a) to ship (default: the run's; 1 off)."
+    )
+    history_noise: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Noise on the previous clip as the DiT reads it, to ship (default: the run's).",
+    )
 
     def cli_cmd(self) -> None:
         from mavid.train.export import chain_plots, export_tiny
@@ -354,6 +363,8 @@ class ExportCommand(Command):
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,
             sampler_steps=self.sampler_steps,
+            audio_guidance=self.audio_guidance,
+            history_noise=self.history_noise,
         )
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"exported to {dest} ({size / 2**20:.1f} MiB; loss plots: {', '.join(plots)})")

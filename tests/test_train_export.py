@@ -125,6 +125,20 @@ def test_the_shipped_phone_guidance_and_sampler_steps_are_the_exports(results, t
         export_tiny(creator, conductor, tmp_path / "bad", phone_guidance=0.5)
 
 
+def test_the_shipped_audio_guidance_and_history_noise_are_the_exports(results, tmp_path):
+    creator, conductor, _ = results
+    dest = export_tiny(creator, conductor, tmp_path / "tiny", audio_guidance=2.0,
+                       history_noise=0.1)  # fmt: skip
+    cfg = load_avatar_model(dest).creator.model.cfg
+    assert (cfg.audio_guidance, cfg.history_noise) == (2.0, 0.1)
+    with pytest.raises(ValueError, match="history_noise"):
+        export_tiny(creator, conductor, tmp_path / "bad", history_noise=1.5)
+    with pytest.raises(ValueError, match="audio_guidance"):
+        export_tiny(creator, conductor, tmp_path / "bad", audio_guidance=0.0)
+    with pytest.raises(TypeError, match="unknown setting"):
+        export_tiny(creator, conductor, tmp_path / "bad", top_q=0.5)
+
+
 def test_a_new_conductor_ships_beside_an_exported_creator(results, tmp_path):
     creator, conductor, png = results
     first = export_tiny(creator, conductor, tmp_path / "tiny", plots={"creator-joint": png})

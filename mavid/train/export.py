@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -103,36 +104,43 @@ def avatar_face(seed: int = 0, index: int = 0, size: int = 128) -> np.ndarray:
     return render_reference_face(identity_for(seed, "train", index, "avatar"), size)
 
 
+# The inference settings an export can ship (CreatorConfig fields): their lowest and highest
+# values, and what the bound means.
+SHIPPABLE = {
+    "temperature": (0.0, math.inf, "0: greedy"),
+    "phone_guidance": (1.0, math.inf, "1: off"),
+    "sampler_steps": (1, math.inf, "denoising steps"),
+    "audio_guidance": (1.0, math.inf, "1: off"),
+    "history_noise": (0.0, 1.0, "0: clean"),
+}
+
+
 def export_tiny(
     creator: str | Path,
     conductor: str | Path,
     dest: str | Path,
     plots: dict[str, Path] | None = None,
     avatar: np.ndarray | None = None,
-    temperature: float | None = None,
-    phone_guidance: float | None = None,
-    sampler_steps: int | None = None,
+    **settings: float | None,
 ) -> Path:
     """Copy and check the Creator and Conductor results into `dest` (replacing it).
 
     `avatar`: the default face (H, W, 3) uint8; None renders `avatar_face()`. Either is fitted
-    to the model's frame size. `temperature` / `phone_guidance` / `sampler_steps`: the AR
-    sampling settings and the DiT's denoising steps to ship (None: the run's).
+    to the model's frame size. `settings`: inference settings to ship (`SHIPPABLE`: the AR
+    sampling temperature, phone and audio guidance, the DiT's denoising steps, history
+    noise); None or absent: the run's.
     """
     creator, conductor, dest = Path(creator), Path(conductor), Path(dest)
     model = load_checkpoint(creator)  # raises CheckpointError naming the bad file
-    if temperature is not None:
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        model.preset = model.preset.replace_creator(temperature=temperature)
-    if phone_guidance is not None:
-        if phone_guidance < 1:
-            raise ValueError(f"phone_guidance must be >= 1 (1: off), got {phone_guidance}")
-        model.preset = model.preset.replace_creator(phone_guidance=phone_guidance)
-    if sampler_steps is not None:
-        if sampler_steps < 1:
-            raise ValueError(f"sampler_steps must be >= 1, got {sampler_steps}")
-        model.preset = model.preset.replace_creator(sampler_steps=sampler_steps)
+    for name, value in settings.items():
+        if name not in SHIPPABLE:
+            raise TypeError(f"unknown setting {name!r}; shippable: {', '.join(SHIPPABLE)}")
+        if value is None:
+            continue
+        low, high, meaning = SHIPPABLE[name]
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be in [{low}, {high}] ({meaning}), got {value}")
+        model.preset = model.preset.replace_creator(**{name: value})
     if model.audio_codec is None or model.video_vae is None:
         raise ValueError(f"{creator}: mavid-tiny ships its codecs inside the Creator checkpoint")
     ThinkerConductor.from_pretrained(conductor)  # raises ConductorError naming the directory
