@@ -101,6 +101,30 @@ def test_plots_follow_the_chain_of_runs(tmp_path):
     assert set(plots) == {"creator-joint", "creator-audio", "codecs", "conductor"}
     assert all(p.name == "loss.png" and p.is_file() for p in plots.values())
 
+    # runs that go on from an export: the export's plots for the stages before them, and a run
+    # that started from its own exported copy (its record names itself) ends
+    shipped = tmp_path / "shipped"
+    for stage in ("codecs", "creator-audio", "creator-joint", "conductor"):
+        shipped.mkdir(exist_ok=True)
+        (shipped / f"loss-{stage}.png").write_bytes(b"png")
+    (shipped / "creator").mkdir()
+    (shipped / "conductor").mkdir()
+    records = {"creator": {"stage": "creator-joint", "init": str(tmp_path / "gone" / "model")},
+               "conductor": {"stage": "conductor", "init": str(shipped / "conductor")}}  # fmt: skip
+    (shipped / "provenance.json").write_text(json.dumps({"runs": records}))
+    more = run("more", "creator-joint")
+    config = json.loads((tmp_path / "more" / "train_config.json").read_text())
+    config["init"] = str(shipped / "creator")
+    (tmp_path / "more" / "train_config.json").write_text(json.dumps(config))
+    again = run("again", "conductor")
+    config = {"stage": "conductor", "init": str(shipped / "conductor")}
+    (tmp_path / "again" / "train_config.json").write_text(json.dumps(config))
+    plots = chain_plots(more, again)
+    assert plots["creator-joint"] == tmp_path / "more" / "loss.png"  # the latest run's
+    assert plots["conductor"] == tmp_path / "again" / "loss.png"
+    assert plots["codecs"] == shipped / "loss-codecs.png"
+    assert plots["creator-audio"] == shipped / "loss-creator-audio.png"
+
 
 def test_the_shipped_sampling_temperature_is_the_exports(results, tmp_path):
     creator, conductor, _ = results

@@ -66,36 +66,52 @@ def _run_config(model_dir: Path) -> dict | None:
     return None
 
 
-def run_chain(model_dir: str | Path) -> dict[str, Path]:
-    """{stage: run folder} of the runs a model/ came from, following `init` and `codecs`."""
-    chain: dict[str, Path] = {}
-    todo = [Path(model_dir)]
+def _ancestry(model_dir: str | Path):
+    """The model/ directories `model_dir` came from, itself first, following `init` and
+    `codecs`, each once (a run that went on from its own exported copy names itself again),
+    with each one's run config; a part of an earlier export ends its branch (that export
+    carries its ancestry's plots)."""
+    todo, seen = [Path(model_dir)], set()
     while todo:
         model = todo.pop()
+        key = model.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
         config = _run_config(model)
         if config is None:
             continue
-        chain.setdefault(config["stage"], model.parent)
-        todo += [Path(config[k]) for k in ("init", "codecs") if config.get(k)]
+        yield model, config
+        if _exported_in(model) is None:
+            todo += [Path(config[k]) for k in ("init", "codecs") if config.get(k)]
+
+
+def run_chain(model_dir: str | Path) -> dict[str, Path]:
+    """{stage: run folder} of the runs a model/ came from, following `init` and `codecs`."""
+    chain: dict[str, Path] = {}
+    for model, config in _ancestry(model_dir):
+        if _exported_in(model) is None:
+            chain.setdefault(config["stage"], model.parent)
     return chain
 
 
 def chain_plots(*model_dirs: str | Path) -> dict[str, Path]:
-    """The loss.png of every run behind the given model/ directories, by stage (for a part of
-    an earlier export: that export's plots of the part)."""
-    plots = {}
+    """The loss.png of every run behind the given model/ directories, by stage, the latest
+    run's for a stage trained more than once (for a part of an earlier export: that export's
+    plots of the part)."""
+    plots: dict[str, Path] = {}
     for model_dir in model_dirs:
-        export = _exported_in(model_dir)
-        if export is not None:
+        for model, config in _ancestry(model_dir):
+            export = _exported_in(model)
+            if export is None:
+                if (model.parent / "loss.png").is_file():
+                    plots.setdefault(config["stage"], model.parent / "loss.png")
+                continue
             for png in sorted(export.glob("loss-*.png")):
                 stage = png.stem.removeprefix("loss-")
                 part = "conductor" if stage == "conductor" else "creator"
-                if part == Path(model_dir).name:
-                    plots[stage] = png
-            continue
-        for stage, run in run_chain(model_dir).items():
-            if (run / "loss.png").is_file():
-                plots[stage] = run / "loss.png"
+                if part == model.name:
+                    plots.setdefault(stage, png)
     return plots
 
 
