@@ -94,6 +94,14 @@ def without_fusion(creator: MavidCreator) -> MavidCreator:
     )
 
 
+def score_samples(
+    samples: list[DialogueSample], asr: dict[str, Recognizer], timbre: TimbreMeter
+) -> dict:
+    """Every meter of the model table over made answers (the Conductor's columns: the
+    samples' own directives)."""
+    return _row(samples, asr, timbre, label="made")
+
+
 def generate_answer(
     creator: MavidCreator, sample: DialogueSample, seed: int, max_clips: int = 60
 ) -> DialogueSample:
@@ -172,7 +180,8 @@ def video_roundtrip(creator: MavidCreator, sample: DialogueSample) -> DialogueSa
     return dataclasses.replace(sample, frames=np.concatenate(frames))
 
 
-def _samples(cfg: ModelEvalConfig) -> tuple[list[DialogueSample], list[DialogueSample]]:
+def held_out_answers(cfg: ModelEvalConfig) -> tuple[list[DialogueSample], list[DialogueSample]]:
+    """The split's short answers and its long ones (cut to `long_seconds`), as many as asked."""
     short, long = [], []
     for s in WorldDataset(Path(cfg.world), cfg.split):
         if s.intent in LONG_INTENTS:
@@ -235,7 +244,7 @@ def eval_model(cfg: ModelEvalConfig) -> dict:
     """Score the model on the world's held-out answers; write JSON, Markdown, contact sheet."""
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
-    short, long = _samples(cfg)
+    short, long = held_out_answers(cfg)
     bundle = load_avatar_model(cfg.checkpoint)
     creator = bundle.creator
     if not isinstance(creator, MavidCreator):
