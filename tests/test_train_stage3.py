@@ -206,6 +206,8 @@ def test_freeze_audio_keeps_the_decoder_and_trains_the_face(world, init, tmp_pat
         TrainConfig("creator-joint", world, tmp_path / "x", freeze_audio=True, speech_utterances=8)
     with pytest.raises(ValueError, match="freeze_audio"):
         TrainConfig("creator-audio", world, tmp_path / "x", freeze_audio=True)
+    with pytest.raises(ValueError, match="creator-joint only"):
+        TrainConfig("creator-audio", world, tmp_path / "x", mouth_weight=2.0)
     # a run begun before a setting existed resumes as that setting's default
     import json
 

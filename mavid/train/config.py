@@ -108,6 +108,8 @@ class TrainConfig:
             raise ValueError(f"history_noise must be in [0, 1], got {self.history_noise}")
         if self.mouth_weight < 1.0:
             raise ValueError(f"mouth_weight must be >= 1, got {self.mouth_weight}")
+        if self.mouth_weight != 1.0 and self.stage != "creator-joint":
+            raise ValueError("mouth_weight weights L_DIFF: it is for creator-joint only")
         if self.freeze_audio and (self.stage != "creator-joint" or self.speech_utterances):
             raise ValueError(
                 "freeze_audio is for creator-joint without generated speech (which trains only "
