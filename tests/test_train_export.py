@@ -136,29 +136,27 @@ def test_the_shipped_sampling_temperature_is_the_exports(results, tmp_path):
         export_tiny(creator, conductor, tmp_path / "bad", temperature=-1.0)
 
 
-def test_the_shipped_phone_guidance_and_sampler_steps_are_the_exports(results, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "shipped", "refused"),
+    [
+        ("phone_guidance", 2.5, 0.5),
+        ("sampler_steps", 3, 0),
+        ("audio_guidance", 2.0, 0.0),
+        ("history_noise", 0.1, 1.5),
+    ],
+)
+def test_a_shipped_setting_is_the_exports(results, tmp_path, name, shipped, refused):
     creator, conductor, _ = results
-    dest = export_tiny(creator, conductor, tmp_path / "tiny", phone_guidance=2.5, sampler_steps=3)
+    dest = export_tiny(creator, conductor, tmp_path / "tiny", **{name: shipped})
     config = json.loads((dest / "creator" / "config.json").read_text())
-    assert config["preset"]["creator"]["phone_guidance"] == 2.5
-    assert config["preset"]["creator"]["sampler_steps"] == 3
-    assert load_avatar_model(dest).creator.model.cfg.phone_guidance == 2.5
-    with pytest.raises(ValueError, match="sampler_steps"):
-        export_tiny(creator, conductor, tmp_path / "bad", sampler_steps=0)
-    with pytest.raises(ValueError, match="phone_guidance"):
-        export_tiny(creator, conductor, tmp_path / "bad", phone_guidance=0.5)
+    assert config["preset"]["creator"][name] == shipped
+    assert getattr(load_avatar_model(dest).creator.model.cfg, name) == shipped
+    with pytest.raises(ValueError, match=name):
+        export_tiny(creator, conductor, tmp_path / "bad", **{name: refused})
 
 
-def test_the_shipped_audio_guidance_and_history_noise_are_the_exports(results, tmp_path):
+def test_an_unknown_setting_is_refused(results, tmp_path):
     creator, conductor, _ = results
-    dest = export_tiny(creator, conductor, tmp_path / "tiny", audio_guidance=2.0,
-                       history_noise=0.1)  # fmt: skip
-    cfg = load_avatar_model(dest).creator.model.cfg
-    assert (cfg.audio_guidance, cfg.history_noise) == (2.0, 0.1)
-    with pytest.raises(ValueError, match="history_noise"):
-        export_tiny(creator, conductor, tmp_path / "bad", history_noise=1.5)
-    with pytest.raises(ValueError, match="audio_guidance"):
-        export_tiny(creator, conductor, tmp_path / "bad", audio_guidance=0.0)
     with pytest.raises(TypeError, match="unknown setting"):
         export_tiny(creator, conductor, tmp_path / "bad", top_q=0.5)
 

@@ -218,7 +218,7 @@ def stage3_step(
 
     `history_noise` > 0 noises v_{j-1} (`noised_history`); the reference latent (anchored
     presets) is always clean. `region_weight`: L_DIFF's per-cell weights (`l_diff`). Parameters
-    with requires_grad off (a frozen AR decoder) stay as they are."""
+    with requires_grad off (a frozen AR decoder) get no gradient, so they stay as they are."""
     model.train()
     prev, prev_t = batch.prev_latents, None
     if prev is not None and history_noise > 0:
@@ -230,7 +230,7 @@ def stage3_step(
     )
     loss = loss_ar + loss_diff
     params = [*model.audio.parameters(), *model.video.parameters(), *model.motion.parameters()]
-    norm = _step(optimizer, loss, [p for p in params if p.requires_grad], max_norm)
+    norm = _step(optimizer, loss, params, max_norm)
     return {
         "l_ar": float(loss_ar.detach()),
         "l_diff": float(loss_diff.detach()),

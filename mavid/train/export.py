@@ -69,8 +69,8 @@ def _run_config(model_dir: Path) -> dict | None:
 def _ancestry(model_dir: str | Path):
     """The model/ directories `model_dir` came from, itself first, following `init` and
     `codecs`, each once (a run that went on from its own exported copy names itself again),
-    with each one's run config; a part of an earlier export ends its branch (that export
-    carries its ancestry's plots)."""
+    with each one's run config and the export it is a part of (None for a run's model/); a
+    part of an earlier export ends its branch (that export carries its ancestry's plots)."""
     todo, seen = [Path(model_dir)], set()
     while todo:
         model = todo.pop()
@@ -81,16 +81,17 @@ def _ancestry(model_dir: str | Path):
         config = _run_config(model)
         if config is None:
             continue
-        yield model, config
-        if _exported_in(model) is None:
+        export = _exported_in(model)
+        yield model, config, export
+        if export is None:
             todo += [Path(config[k]) for k in ("init", "codecs") if config.get(k)]
 
 
 def run_chain(model_dir: str | Path) -> dict[str, Path]:
     """{stage: run folder} of the runs a model/ came from, following `init` and `codecs`."""
     chain: dict[str, Path] = {}
-    for model, config in _ancestry(model_dir):
-        if _exported_in(model) is None:
+    for model, config, export in _ancestry(model_dir):
+        if export is None:
             chain.setdefault(config["stage"], model.parent)
     return chain
 
@@ -101,8 +102,7 @@ def chain_plots(*model_dirs: str | Path) -> dict[str, Path]:
     plots of the part)."""
     plots: dict[str, Path] = {}
     for model_dir in model_dirs:
-        for model, config in _ancestry(model_dir):
-            export = _exported_in(model)
+        for model, config, export in _ancestry(model_dir):
             if export is None:
                 if (model.parent / "loss.png").is_file():
                     plots.setdefault(config["stage"], model.parent / "loss.png")

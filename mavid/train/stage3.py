@@ -45,14 +45,13 @@ class CreatorJointTask(CreatorAudioTask):
             raise ValueError("generated speech trains only the AR decoder, which is frozen")
         super().__init__(*args, **kwargs)
         self.history_noise = history_noise
-        self.freeze_audio = freeze_audio
         self.region_weight = _mouth_weights(self.model, mouth_weight)
+        # the training loop optimizes only parameters that require grad
         self.model.audio.requires_grad_(not freeze_audio)
 
     def trainable(self) -> list[torch.nn.Parameter]:
         m = self.model
-        audio = [] if self.freeze_audio else [*m.audio.parameters()]
-        return [*audio, *m.video.parameters(), *m.motion.parameters()]
+        return [*m.audio.parameters(), *m.video.parameters(), *m.motion.parameters()]
 
     def train_step(
         self, batch: CreatorBatch, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
