@@ -289,6 +289,11 @@ class TrainCommand(Command):
         description="Conductor: write spoken turns down with PocketSphinx (domain: a language "
         "model of the known texts) and train on the transcripts (mavid.conductor.hearing).",
     )
+    conductor_reading: Literal["off", "words"] = Field(
+        "off",
+        description="Conductor: read the user's words as frozen word vectors (WordLlama's, "
+        "shipped in its wheel; mavid.conductor.word_reading).",
+    )
     video_crop: int | None = Field(
         None, ge=8, description="codecs: train the video VAE on random crops of this size (px)."
     )

@@ -31,8 +31,10 @@ from mavid.conductor.format import (
     VIDEO_TOKEN,
     VISION_BOS,
     VISION_EOS,
+    user_content_start,
     user_prompt,
 )
+from mavid.conductor.word_reading import WordReading
 from mavid.interfaces import UserTurn
 
 INPUTS_CONFIG_NAME = "mavid_conductor_inputs.json"
@@ -127,6 +129,8 @@ class TurnEncoder:
         self.feature_extractor = feature_extractor
         self.geometry = geometry
         self.config = config
+        # set: the user's words are read as word vectors (mavid.conductor.word_reading)
+        self.reading: WordReading | None = None
 
     # -- audio -------------------------------------------------------------------------
     def _audio_chunks(self, turn: UserTurn) -> list[np.ndarray]:
@@ -223,10 +227,30 @@ class TurnEncoder:
                 parts.append(VISION_BOS + VIDEO_TOKEN * video_tokens[k] + VISION_EOS)
         return "".join(parts), tensors
 
+    def prompt_ids(
+        self, turn: UserTurn, system_prompt: str, content: str
+    ) -> tuple[list[int], dict[str, torch.Tensor]]:
+        """The prompt's token ids, and with a word reading its (L, dim) `word_vectors` and (L,)
+        `word_mask` over the user's text."""
+        prompt = user_prompt(system_prompt, content)
+        if self.reading is None:
+            return self.tokenizer(prompt)["input_ids"], {}
+        start = user_content_start(system_prompt)
+        ids, vectors, mask = self.reading.inputs(
+            self.tokenizer, prompt, start, start + len(turn.text.strip())
+        )
+        return ids, {"word_vectors": vectors, "word_mask": mask}
+
     def encode_prompt(self, turn: UserTurn, system_prompt: str) -> BatchFeature:
-        """A ready-to-generate batch of one: input_ids, attention_mask and media tensors."""
+        """A ready-to-generate batch of one: input_ids, attention_mask and media tensors (and
+        the word reading's inputs, where there is one)."""
         content, tensors = self.encode_user(turn)
-        ids = self.tokenizer(user_prompt(system_prompt, content), return_tensors="pt")
+        ids, words = self.prompt_ids(turn, system_prompt, content)
         return BatchFeature(
-            {"input_ids": ids["input_ids"], "attention_mask": ids["attention_mask"], **tensors}
+            {
+                "input_ids": torch.tensor([ids]),
+                "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                **tensors,
+                **{k: v[None] for k, v in words.items()},
+            }
         )

@@ -60,11 +60,16 @@ TRANSCRIBE_PROMPT = "Write down the visitor's words."
 
 def user_prompt(system: str, user_content: str) -> str:
     """The chat layout before the answer: system turn, user turn, open assistant turn."""
-    return (
-        f"{IM_START}system\n{system}{IM_END}\n"
-        f"{IM_START}user\n{user_content}{IM_END}\n"
-        f"{IM_START}assistant\n"
-    )
+    return f"{_user_prefix(system)}{user_content}{IM_END}\n{IM_START}assistant\n"
+
+
+def _user_prefix(system: str) -> str:
+    return f"{IM_START}system\n{system}{IM_END}\n{IM_START}user\n"
+
+
+def user_content_start(system: str) -> int:
+    """Where the user content (its text first) begins in `user_prompt(system, ...)`."""
+    return len(_user_prefix(system))
 
 
 def transcript_target(words: str) -> str:

@@ -16,13 +16,15 @@ import torch.nn.functional as F
 from transformers import BatchFeature, Qwen2_5OmniThinkerForConditionalGeneration
 
 from mavid.conductor.features import TurnEncoder
-from mavid.conductor.format import SYSTEM_PROMPT, directive_target, user_prompt
+from mavid.conductor.format import SYSTEM_PROMPT, directive_target
+from mavid.conductor.word_reading import WordReading, applied, pad_inputs
 from mavid.interfaces import UserTurn
 
 IGNORE_INDEX = -100
 # The audio tower's CTC alphabet (stage 1's auxiliary loss): blank, space, apostrophe, a-z.
 CTC_ALPHABET = " '" + "abcdefghijklmnopqrstuvwxyz"
 CTC_BLANK = 0
+WORD_INPUTS = ("word_vectors", "word_mask")  # a batch's word-reading inputs (not the model's)
 
 
 def collate(
@@ -48,12 +50,15 @@ def collate_rows(rows: Sequence[tuple[UserTurn, str, str]], encoder: TurnEncoder
     tok = encoder.tokenizer
     ids: list[tuple[list[int], list[int]]] = []
     media: dict[str, list[torch.Tensor]] = {}
+    words: list[tuple[torch.Tensor, torch.Tensor]] = []
     for turn, system_prompt, target in rows:
         content, tensors = encoder.encode_user(turn)
-        prompt_ids = tok(user_prompt(system_prompt, content))["input_ids"]
+        prompt_ids, reading = encoder.prompt_ids(turn, system_prompt, content)
         ids.append((prompt_ids, tok(target)["input_ids"]))
         for key, value in tensors.items():
             media.setdefault(key, []).append(value)
+        if reading:
+            words.append((reading["word_vectors"], reading["word_mask"]))
     length = max(len(p) + len(t) for p, t in ids)
     input_ids = torch.full((len(ids), length), tok.pad_token_id, dtype=torch.long)
     labels = torch.full((len(ids), length), IGNORE_INDEX, dtype=torch.long)
@@ -64,6 +69,8 @@ def collate_rows(rows: Sequence[tuple[UserTurn, str, str]], encoder: TurnEncoder
         labels[i, len(p) : n] = torch.tensor(t)
         attention_mask[i, :n] = 1
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    if words:  # the answer's tokens keep their own embeddings (mask False there)
+        batch["word_vectors"], batch["word_mask"] = pad_inputs(words, length)
     # Media items of all examples, in order (the Thinker consumes them in placeholder order).
     batch.update({key: torch.cat(values) for key, values in media.items()})
     return BatchFeature(batch)
@@ -74,6 +81,7 @@ def stage1_loss(
     batch: BatchFeature | dict,
     head_tokens: int = 0,
     head_weight: float = 1.0,
+    reading: WordReading | None = None,
 ) -> torch.Tensor:
     """Next-token cross-entropy on the directive tokens only (labels != IGNORE_INDEX).
 
@@ -81,17 +89,26 @@ def stage1_loss(
     they are where the answer is chosen (the rest follows from them), yet in a long answer
     they are a few percent of the tokens, so the plain mean is mostly spent on copying.
     """
-    return directive_loss(directive_logits(model, batch), batch["labels"], head_tokens, head_weight)
+    logits = directive_logits(model, batch, reading)
+    return directive_loss(logits, batch["labels"], head_tokens, head_weight)
 
 
 def directive_logits(
-    model: Qwen2_5OmniThinkerForConditionalGeneration, batch: BatchFeature | dict
+    model: Qwen2_5OmniThinkerForConditionalGeneration,
+    batch: BatchFeature | dict,
+    reading: WordReading | None = None,
 ) -> torch.Tensor:
-    """(B, L, V) logits of a collated batch (teacher forcing)."""
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    """(B, L, V) logits of a collated batch (teacher forcing); a batch collated with a word
+    reading needs that reading."""
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", *WORD_INPUTS)}
     # A training forward must not reuse rope deltas left on the module by a previous generate.
     model.model.rope_deltas = None
-    return model(**inputs, use_cache=False).logits
+    if "word_vectors" not in batch:
+        return model(**inputs, use_cache=False).logits
+    if reading is None:
+        raise ValueError("this batch was collated with a word reading: pass it")
+    with applied(model, reading, batch["word_vectors"], batch["word_mask"]):
+        return model(**inputs, use_cache=False).logits
 
 
 def directive_loss(

@@ -7,6 +7,7 @@ saved by `save_pretrained` or a real Qwen2.5-Omni checkpoint (never a hub downlo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -39,6 +40,12 @@ from mavid.conductor.format import END_OF_TEXT, IM_END, M_BOS, M_EOS, SYSTEM_PRO
 from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing, HearingConfig
 from mavid.conductor.parser import DirectiveParser
 from mavid.conductor.tokenizer import build_tiny_tokenizer
+from mavid.conductor.word_reading import (
+    READING_CONFIG_NAME,
+    READING_WEIGHTS_NAME,
+    WordReading,
+    applied,
+)
 from mavid.interfaces import CancelToken, ConductorError, DirectiveDelta, UserTurn
 
 log = logging.getLogger(__name__)
@@ -190,6 +197,7 @@ class ThinkerConductor:
         inputs_config: ThinkerInputsConfig,
         config: ConductorConfig | None = None,
         hearing: Hearing | None = None,
+        reading: WordReading | None = None,
     ) -> None:
         self.model = model.eval()
         self.hearing = hearing  # writes spoken turns down before the Thinker reads them
@@ -204,6 +212,7 @@ class ThinkerConductor:
             VisionGeometry(vc.patch_size, vc.temporal_patch_size, vc.spatial_merge_size),
             inputs_config,
         )
+        self.reading = reading
         # The Thinker keeps rope deltas on the module during generate: one turn at a time.
         self._lock = threading.Lock()
         self._stop_ids = [
@@ -211,6 +220,20 @@ class ThinkerConductor:
             for i in tokenizer.convert_tokens_to_ids([IM_END, END_OF_TEXT])
             if i is not None and i != tokenizer.unk_token_id
         ]
+
+    @property
+    def reading(self) -> WordReading | None:
+        """Reads the user's words as word vectors (`mavid.conductor.word_reading`), or None."""
+        return self.encoder.reading
+
+    @reading.setter
+    def reading(self, reading: WordReading | None) -> None:
+        hidden = self.model.config.text_config.hidden_size
+        if reading is not None and reading.config.hidden_size != hidden:
+            raise ValueError(
+                f"word reading projects to {reading.config.hidden_size}, the Thinker has {hidden}"
+            )
+        self.encoder.reading = reading
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -275,9 +298,12 @@ class ThinkerConductor:
         inputs_config = ThinkerInputsConfig.load(path) or _real_checkpoint_inputs(model)
         hearing_config = HearingConfig.load(path)
         hearing = Hearing(hearing_config) if hearing_config is not None else None
+        reading = WordReading.load(path)
+        if reading is not None:
+            reading.to(device=model.device, dtype=model.dtype)
         if config is None:
             config = ConductorConfig.from_generation_config(model.generation_config)
-        return cls(model, tokenizer, feature_extractor, inputs_config, config, hearing)
+        return cls(model, tokenizer, feature_extractor, inputs_config, config, hearing, reading)
 
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
@@ -289,6 +315,10 @@ class ThinkerConductor:
         (path / HEARING_CONFIG_NAME).unlink(missing_ok=True)
         if self.hearing is not None:
             self.hearing.config.save(path)
+        for name in (READING_CONFIG_NAME, READING_WEIGHTS_NAME):
+            (path / name).unlink(missing_ok=True)
+        if self.reading is not None:
+            self.reading.save(path)
 
     @property
     def system_prompt(self) -> str:
@@ -327,6 +357,7 @@ class ThinkerConductor:
         turn = read
         cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
+        words = [inputs.pop(k) for k in ("word_vectors", "word_mask") if k in inputs]
         streamer = TextIteratorStreamer(
             self.tokenizer,
             skip_prompt=True,
@@ -338,7 +369,7 @@ class ThinkerConductor:
 
         def generate() -> None:
             try:
-                with self._lock, torch.inference_mode():
+                with self._lock, torch.inference_mode(), self._reading_applied(words):
                     if self.config.seed is not None:
                         torch.manual_seed(self.config.seed)
                     self.model.generate(
@@ -374,6 +405,11 @@ class ThinkerConductor:
             worker.join(self.config.join_seconds)
             if worker.is_alive():  # one forward pass outlasted join_seconds
                 log.warning("Thinker generation still running after stop; left to finish")
+
+    def _reading_applied(self, words: list[torch.Tensor]):
+        if not words:
+            return contextlib.nullcontext()
+        return applied(self.model, self.reading, *words)
 
     def _generation_kwargs(self) -> dict:
         c = self.config

@@ -69,6 +69,8 @@ class TrainConfig:
     # "domain" / "general": spoken turns written down by PocketSphinx (mavid.conductor.hearing),
     # the Thinker trained on the transcripts and saved with its hearing; "off": it hears audio
     conductor_hearing: str = "off"
+    # "words": the user's words read as frozen word vectors (mavid.conductor.word_reading)
+    conductor_reading: str = "off"
     # codecs: train the video VAE on random square crops of this many pixels (a multiple of
     # the VAE's 8x; it is convolutional, and 64-px crops train ~7x faster than 128-px frames)
     video_crop: int | None = None
@@ -119,6 +121,12 @@ class TrainConfig:
             raise ValueError(
                 f"conductor_hearing must be off, domain or general, got {self.conductor_hearing!r}"
             )
+        if self.conductor_reading not in ("off", "words"):
+            raise ValueError(
+                f"conductor_reading must be off or words, got {self.conductor_reading!r}"
+            )
+        if self.conductor_reading != "off" and self.stage != "conductor":
+            raise ValueError("conductor_reading is for the conductor stage only")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         try:

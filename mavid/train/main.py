@@ -42,7 +42,7 @@ _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs"
           "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
           "code_dropout", "conductor_turns", "conductor_augment", "conductor_hearing",
           "history_noise", "video_crop", "creator_preset", "phone_dropout", "speech_utterances",
-          "speech_share", "mouth_weight", "freeze_audio")  # fmt: skip
+          "speech_share", "mouth_weight", "freeze_audio", "conductor_reading")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,12 @@ def build_task(cfg: TrainConfig):
             cfg.seed,
             tokenizer=None if cfg.init is not None else tokenizer_for(cfg.out),
             val_examples=examples_of(_val_samples(cfg)) if cfg.val_samples else (),
-            config=stage1_config(cfg.conductor_turns, cfg.conductor_augment, cfg.conductor_hearing),
+            config=stage1_config(
+                cfg.conductor_turns,
+                cfg.conductor_augment,
+                cfg.conductor_hearing,
+                cfg.conductor_reading,
+            ),
             init=cfg.init,
         )
     if cfg.stage == "codecs":

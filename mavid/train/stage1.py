@@ -52,6 +52,7 @@ from mavid.conductor.stage1 import (
 )
 from mavid.conductor.thinker import ThinkerConductor, TinyThinkerShape
 from mavid.conductor.tokenizer import build_tiny_tokenizer
+from mavid.conductor.word_reading import WordReading, WordReadingConfig
 from mavid.data.dialogue import DialogueSample
 from mavid.data.domain import domain_corpus, intent_by_name, known_corpus
 from mavid.data.visitor_turns import TurnGenerator, TurnsConfig, drop_words, plain_words
@@ -109,6 +110,9 @@ class Stage1Config:
     # saved Conductor will at inference (None: it hears the audio itself, or keeps the init's
     # hearing); the "write down the words" task is then off
     hearing: HearingConfig | None = None
+    # the user's words read as frozen word vectors (mavid.conductor.word_reading) through a new
+    # projection (seeded); an init that has a reading keeps it
+    word_reading: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.turn_share <= 1.0:
@@ -177,6 +181,8 @@ class ConductorTask:
             )
         if self.config.hearing is not None:
             self.conductor.hearing = Hearing(self.config.hearing)
+        if self.config.word_reading and self.conductor.reading is None:
+            self.conductor.reading = _new_reading(self.conductor, seed)
         if self.conductor.hearing is not None:  # scored as the saved Conductor reads them
             apply = self.conductor.hearing.apply
             self.val_examples = [(apply(t), s, m) for t, s, m in self.val_examples]
@@ -185,7 +191,9 @@ class ConductorTask:
         # what trains (and is checkpointed): the Thinker and, with CTC, the CTC head beside it
         with torch.random.fork_rng():  # the head's init is the run's, not the process's
             torch.manual_seed(seed)
-            self.model = Stage1Model(self.thinker, self.config.ctc_weight > 0)
+            self.model = Stage1Model(
+                self.thinker, self.config.ctc_weight > 0, self.conductor.reading
+            )
         # Saved with the weights: from_pretrained prompts the model as it was trained.
         self.conductor.inputs_config.system_prompt = self.config.system_prompt
 
@@ -241,7 +249,11 @@ class ConductorTask:
         batch = batch.to(self.thinker.device)
         targets, lengths = batch.pop("ctc_targets", None), batch.pop("ctc_lengths", None)
         loss = directive = stage1_loss(
-            self.thinker, batch, self.config.head_tokens, self.config.head_weight
+            self.thinker,
+            batch,
+            self.config.head_tokens,
+            self.config.head_weight,
+            self.conductor.reading,
         )
         metrics = {}
         if targets is not None:
@@ -263,7 +275,7 @@ class ConductorTask:
             chunk = self.val_examples[i : i + self.batch_size]
             batch = collate(chunk, self.conductor.encoder, self.conductor.system_prompt)
             batch = batch.to(self.thinker.device)
-            logits = directive_logits(self.thinker, batch)
+            logits = directive_logits(self.thinker, batch, self.conductor.reading)
             total += float(directive_loss(logits, batch["labels"])) * len(chunk)
             right += int(head_correct(logits, batch["labels"], HEAD_TOKENS).sum())
         self.thinker.train()
@@ -287,14 +299,33 @@ class ConductorTask:
 
 
 class Stage1Model(torch.nn.Module):
-    """What stage 1 trains: the Thinker and, for the auxiliary CTC loss, a linear head on its
-    audio tower's output (CTC_ALPHABET plus blank)."""
+    """What stage 1 trains: the Thinker, its word reading where it has one, and, for the
+    auxiliary CTC loss, a linear head on its audio tower's output (CTC_ALPHABET plus blank)."""
 
-    def __init__(self, thinker: torch.nn.Module, ctc: bool) -> None:
+    def __init__(
+        self, thinker: torch.nn.Module, ctc: bool, reading: WordReading | None = None
+    ) -> None:
         super().__init__()
         self.thinker = thinker
+        self.reading = reading
         hidden = thinker.config.text_config.hidden_size  # the audio tower projects to it
         self.ctc_head = torch.nn.Linear(hidden, 1 + len(CTC_ALPHABET)) if ctc else None
+
+
+def _new_reading(conductor: ThinkerConductor, seed: int) -> WordReading:
+    """A word reading for `conductor`'s Thinker: a seeded random projection, scaled to the
+    Thinker's own embeddings of the words it knows (`known_corpus`: no held-out paraphrase)."""
+    hidden = conductor.model.config.text_config.hidden_size
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        reading = WordReading(WordReadingConfig(hidden_size=hidden))
+    texts = known_corpus()
+    reading.match_scale(
+        conductor.model.get_input_embeddings().weight,
+        conductor.tokenizer,
+        texts + [t.lower() for t in texts],  # typed turns come lower-cased
+    )
+    return reading
 
 
 def _directive_row(example: Example, system_prompt: str) -> tuple[UserTurn, str, str]:
@@ -302,17 +333,19 @@ def _directive_row(example: Example, system_prompt: str) -> tuple[UserTurn, str,
     return turn, system_prompt, directive_target(speech.strip(), motion.strip())
 
 
-def stage1_config(turn_share: float, augment: bool, hearing: str = "off") -> Stage1Config:
+def stage1_config(
+    turn_share: float, augment: bool, hearing: str = "off", reading: str = "off"
+) -> Stage1Config:
     """The Stage1Config of `run_agent.py train --stage conductor` (TrainConfig's knobs).
 
     `hearing` ("off", "domain", "general"): a domain hearing's language model is written from
-    `known_corpus()` (no held-out paraphrase)."""
+    `known_corpus()` (no held-out paraphrase). `reading` ("off", "words"): the word reading."""
     heard = None
     if hearing != "off":
         corpus = tuple(known_corpus()) if hearing == "domain" else ()
         heard = HearingConfig(lm=hearing, corpus=corpus)
     if augment:
-        return Stage1Config(turn_share=turn_share, hearing=heard)
+        return Stage1Config(turn_share=turn_share, hearing=heard, word_reading=reading == "words")
     return Stage1Config(
         turn_share=turn_share,
         word_dropout=0.0,
@@ -325,4 +358,5 @@ def stage1_config(turn_share: float, augment: bool, hearing: str = "off") -> Sta
         camera_off_share=0.0,
         shape=TinyThinkerShape(),
         hearing=heard,
+        word_reading=reading == "words",
     )
