@@ -99,6 +99,18 @@ def test_the_reading_replaces_only_the_users_words_and_is_removed_after(conducto
     assert torch.equal(embed(ids), plain)  # gone also when the block raised
 
 
+def test_a_batch_made_with_a_reading_is_not_read_without_it(conductor):
+    from mavid.conductor.stage1 import collate, directive_logits
+
+    batch = collate([(UserTurn(text="Where is the cafe?"), "Downstairs.", "")], conductor.encoder)
+    assert batch["word_mask"].any()
+    with pytest.raises(ValueError, match="made with a word reading"):
+        directive_logits(conductor.model, batch, None)
+    assert directive_logits(conductor.model, batch, conductor.reading).shape[:2] == (
+        batch["input_ids"].shape
+    )
+
+
 def test_a_conductor_with_a_reading_saves_loads_and_answers_the_same(conductor, tmp_path):
     turn = UserTurn(text="Where is the cafe?")
     before = run_conductor(conductor, turn)

@@ -34,7 +34,7 @@ from mavid.conductor.format import (
     user_content_start,
     user_prompt,
 )
-from mavid.conductor.word_reading import WordReading
+from mavid.conductor.word_reading import WORD_INPUTS, WordReading
 from mavid.interfaces import UserTurn
 
 INPUTS_CONFIG_NAME = "mavid_conductor_inputs.json"
@@ -239,7 +239,7 @@ class TurnEncoder:
         ids, vectors, mask = self.reading.inputs(
             self.tokenizer, prompt, start, start + len(turn.text.strip())
         )
-        return ids, {"word_vectors": vectors, "word_mask": mask}
+        return ids, dict(zip(WORD_INPUTS, (vectors, mask), strict=True))
 
     def encode_prompt(self, turn: UserTurn, system_prompt: str) -> BatchFeature:
         """A ready-to-generate batch of one: input_ids, attention_mask and media tensors (and

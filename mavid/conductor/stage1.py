@@ -17,14 +17,13 @@ from transformers import BatchFeature, Qwen2_5OmniThinkerForConditionalGeneratio
 
 from mavid.conductor.features import TurnEncoder
 from mavid.conductor.format import SYSTEM_PROMPT, directive_target
-from mavid.conductor.word_reading import WordReading, applied, pad_inputs
+from mavid.conductor.word_reading import WORD_INPUTS, WordReading, pad_inputs, reading_applied
 from mavid.interfaces import UserTurn
 
 IGNORE_INDEX = -100
 # The audio tower's CTC alphabet (stage 1's auxiliary loss): blank, space, apostrophe, a-z.
 CTC_ALPHABET = " '" + "abcdefghijklmnopqrstuvwxyz"
 CTC_BLANK = 0
-WORD_INPUTS = ("word_vectors", "word_mask")  # a batch's word-reading inputs (not the model's)
 
 
 def collate(
@@ -58,7 +57,7 @@ def collate_rows(rows: Sequence[tuple[UserTurn, str, str]], encoder: TurnEncoder
         for key, value in tensors.items():
             media.setdefault(key, []).append(value)
         if reading:
-            words.append((reading["word_vectors"], reading["word_mask"]))
+            words.append(tuple(reading[k] for k in WORD_INPUTS))
     length = max(len(p) + len(t) for p, t in ids)
     input_ids = torch.full((len(ids), length), tok.pad_token_id, dtype=torch.long)
     labels = torch.full((len(ids), length), IGNORE_INDEX, dtype=torch.long)
@@ -70,7 +69,7 @@ def collate_rows(rows: Sequence[tuple[UserTurn, str, str]], encoder: TurnEncoder
         attention_mask[i, :n] = 1
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
     if words:  # the answer's tokens keep their own embeddings (mask False there)
-        batch["word_vectors"], batch["word_mask"] = pad_inputs(words, length)
+        batch.update(zip(WORD_INPUTS, pad_inputs(words, length), strict=True))
     # Media items of all examples, in order (the Thinker consumes them in placeholder order).
     batch.update({key: torch.cat(values) for key, values in media.items()})
     return BatchFeature(batch)
@@ -100,14 +99,10 @@ def directive_logits(
 ) -> torch.Tensor:
     """(B, L, V) logits of a collated batch (teacher forcing); a batch collated with a word
     reading needs that reading."""
-    inputs = {k: v for k, v in batch.items() if k not in ("labels", *WORD_INPUTS)}
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
     # A training forward must not reuse rope deltas left on the module by a previous generate.
     model.model.rope_deltas = None
-    if "word_vectors" not in batch:
-        return model(**inputs, use_cache=False).logits
-    if reading is None:
-        raise ValueError("this batch was collated with a word reading: pass it")
-    with applied(model, reading, batch["word_vectors"], batch["word_mask"]):
+    with reading_applied(model, reading, inputs):
         return model(**inputs, use_cache=False).logits
 
 

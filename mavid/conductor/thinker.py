@@ -7,7 +7,6 @@ saved by `save_pretrained` or a real Qwen2.5-Omni checkpoint (never a hub downlo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import queue
@@ -44,7 +43,7 @@ from mavid.conductor.word_reading import (
     READING_CONFIG_NAME,
     READING_WEIGHTS_NAME,
     WordReading,
-    applied,
+    reading_applied,
 )
 from mavid.interfaces import CancelToken, ConductorError, DirectiveDelta, UserTurn
 
@@ -357,7 +356,7 @@ class ThinkerConductor:
         turn = read
         cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
-        words = [inputs.pop(k) for k in ("word_vectors", "word_mask") if k in inputs]
+        reading = reading_applied(self.model, self.reading, inputs)
         streamer = TextIteratorStreamer(
             self.tokenizer,
             skip_prompt=True,
@@ -369,7 +368,7 @@ class ThinkerConductor:
 
         def generate() -> None:
             try:
-                with self._lock, torch.inference_mode(), self._reading_applied(words):
+                with self._lock, torch.inference_mode(), reading:
                     if self.config.seed is not None:
                         torch.manual_seed(self.config.seed)
                     self.model.generate(
@@ -405,11 +404,6 @@ class ThinkerConductor:
             worker.join(self.config.join_seconds)
             if worker.is_alive():  # one forward pass outlasted join_seconds
                 log.warning("Thinker generation still running after stop; left to finish")
-
-    def _reading_applied(self, words: list[torch.Tensor]):
-        if not words:
-            return contextlib.nullcontext()
-        return applied(self.model, self.reading, *words)
 
     def _generation_kwargs(self) -> dict:
         c = self.config

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, MutableMapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
@@ -37,14 +37,18 @@ from transformers import PreTrainedTokenizerBase
 __all__ = [
     "READING_CONFIG_NAME",
     "READING_WEIGHTS_NAME",
+    "WORD_INPUTS",
     "WordReading",
     "WordReadingConfig",
     "WordTable",
     "applied",
+    "reading_applied",
 ]
 
 READING_CONFIG_NAME = "word_reading.json"
 READING_WEIGHTS_NAME = "word_reading.safetensors"
+# a batch's word-reading inputs, beside the model's: (B, L, dim) vectors and (B, L) mask
+WORD_INPUTS = ("word_vectors", "word_mask")
 WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")  # letters / digits, with inner apostrophes
 _TABLES = {  # name -> (weights file, tokenizer file) inside the wordllama package
     "wordllama-l2-supercat-256": (
@@ -224,3 +228,17 @@ def applied(
         yield
     finally:
         handle.remove()
+
+
+def reading_applied(
+    model: torch.nn.Module, reading: WordReading | None, inputs: MutableMapping
+) -> AbstractContextManager:
+    """Takes the word-reading inputs out of a batch (what is left is the model's) and returns
+    the context that applies them (`applied`); a batch without them gets a context that does
+    nothing. A batch made with a word reading cannot be read without one."""
+    if WORD_INPUTS[0] not in inputs:
+        return nullcontext()
+    vectors, mask = (inputs.pop(k) for k in WORD_INPUTS)
+    if reading is None:
+        raise ValueError("this batch was made with a word reading: pass it")
+    return applied(model, reading, vectors, mask)
