@@ -355,9 +355,22 @@ class ExportCommand(Command):
         le=1,
         description="Noise on the previous clip as the DiT reads it, to ship (default: the run's).",
     )
+    history_anchor: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Pull of the previous clip towards the reference image outside the mouth, "
+        "to ship (default: the run's; 0 off).",
+    )
+    conductor_knowledge: Literal["keep", "domain"] = Field(
+        "keep",
+        description="The Conductor's knowledge base (a question it was never taught read as the "
+        "known one nearest; mavid.conductor.knowledge): domain = the world's known questions; "
+        "keep = the conductor directory's own, if any.",
+    )
 
     def cli_cmd(self) -> None:
-        from mavid.train.export import chain_plots, export_tiny
+        from mavid.train.export import chain_plots, domain_knowledge, export_tiny
 
         plots = chain_plots(self.creator, self.conductor)
         dest = export_tiny(
@@ -365,11 +378,13 @@ class ExportCommand(Command):
             self.conductor,
             self.dest,
             plots,
+            knowledge=domain_knowledge() if self.conductor_knowledge == "domain" else None,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,
             sampler_steps=self.sampler_steps,
             audio_guidance=self.audio_guidance,
             history_noise=self.history_noise,
+            history_anchor=self.history_anchor,
         )
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"exported to {dest} ({size / 2**20:.1f} MiB; loss plots: {', '.join(plots)})")

@@ -1,8 +1,10 @@
-"""The Creator's inference settings scored on test answers: guidance on the speech and history
-noise, each pair of values on the same answers (the model table's meters and seeds).
+"""The Creator's inference settings scored on test answers: guidance on the speech, history
+noise and history anchor, each combination on the same answers (the model table's meters and
+seeds).
 
     .venv/bin/python benchmarks/creator_settings.py --world data/world-1000 \\
-        [--checkpoint DIR] [--samples 20] [--long 0] [--audio-guidance 1,2] [--history-noise 0,0.25]
+        [--checkpoint DIR] [--samples 20] [--long 0] [--audio-guidance 1,2] \\
+        [--history-noise 0,0.25] [--history-anchor 0,0.3]
 
 `--long N` scores N long answers (cut to 18 s) instead of short ones. One line per setting:
 WER (domain LM), lip-sync offset and confidence, subject consistency (frames, first and last
@@ -44,8 +46,9 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: mavid-tiny")
     ap.add_argument("--samples", type=int, default=20, help="short answers")
     ap.add_argument("--long", type=int, default=0, help="long answers instead (18 s)")
-    ap.add_argument("--audio-guidance", type=_values, default=[1.0])
-    ap.add_argument("--history-noise", type=_values, default=[0.0])
+    ap.add_argument("--audio-guidance", type=_values, default=None, help="default: the model's")
+    ap.add_argument("--history-noise", type=_values, default=None, help="default: the model's")
+    ap.add_argument("--history-anchor", type=_values, default=None, help="default: the model's")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -57,13 +60,18 @@ def main() -> None:
     asr, timbre = {"domain": Recognizer("domain")}, TimbreMeter()
     kind = f"{len(samples)} {'long' if args.long else 'short'} answers"
     print(f"{args.checkpoint or 'mavid-tiny'} on {args.world} (test split), {kind}")
-    for g, h in itertools.product(args.audio_guidance, args.history_noise):
-        creator.model.preset = base.replace_creator(audio_guidance=g, history_noise=h)
+    noises = args.history_noise or [base.creator.history_noise]
+    anchors = args.history_anchor or [base.creator.history_anchor]
+    guidances = args.audio_guidance or [base.creator.audio_guidance]
+    for g, h, a in itertools.product(guidances, noises, anchors):
+        creator.model.preset = base.replace_creator(
+            audio_guidance=g, history_noise=h, history_anchor=a
+        )
         t0 = time.perf_counter()
         made = [generate_answer(creator, s, i) for i, s in enumerate(samples)]
         row = score_samples(made, asr, timbre)
         shown = "  ".join(f"{name} {row[key]:.3f}" for key, name in _SHOWN.items())
-        print(f"audio guidance {g:g}, history noise {h:g}: {shown}  "
+        print(f"audio guidance {g:g}, history noise {h:g}, anchor {a:g}: {shown}  "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
 
 

@@ -119,6 +119,13 @@ class CreatorConfig:
     # in training with history noise): the model's own last clip is imperfect, and read
     # clean its errors compound clip after clip; 0 = clean
     history_noise: float = 0.0
+    # > 0: v_{j-1}, outside the mouth's latent cells, pulled this much towards the reference
+    # image's latent before the DiT (and F_v) read it. Each clip copies its history's small
+    # errors (a greyer background, a blotchier face), so an 18-s answer drifted away from the
+    # reference clip by clip (issue 7: subject consistency of the last clips 0.94); pulled
+    # back at every clip, it cannot wander off, while the mouth, where lip-sync lives, keeps
+    # its own history. 0 = off
+    history_anchor: float = 0.0
     # AR sampling. phone_guidance > 1: classifier-free guidance on the phone track (the decoder
     # must have trained with phone dropout); 1 = off
     phone_guidance: float = 1.0

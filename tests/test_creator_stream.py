@@ -190,6 +190,41 @@ def test_history_noise_changes_the_clips_after_the_first():
     assert np.array_equal(again.next_clip("how are you", "").frames, second[1].frames)
 
 
+def test_the_history_anchor_pulls_all_but_the_mouth_to_the_reference():
+    import torch
+
+    from mavid.creator.stream import anchor_history
+    from mavid.data.faces import mouth_region
+
+    g = torch.Generator().manual_seed(0)
+    prev, ref = torch.randn(1, 4, 3, 16, 16, generator=g), torch.randn(1, 4, 1, 16, 16, generator=g)
+    rows, cols = mouth_region(16, 16)
+    mouth = torch.zeros(16, 16, dtype=torch.bool)
+    mouth[rows, cols] = True
+    half = anchor_history(prev, ref, 0.5)
+    assert torch.equal(half[..., mouth], prev[..., mouth])  # the mouth keeps its history
+    assert torch.allclose(half[..., ~mouth], (prev + 0.5 * (ref - prev))[..., ~mouth])
+    assert torch.allclose(
+        anchor_history(prev, ref, 1.0)[..., ~mouth], ref.expand_as(prev)[..., ~mouth], atol=1e-6
+    )
+    assert torch.equal(anchor_history(prev, ref, 0.0), prev)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        anchor_history(prev, ref, 1.5)
+    with pytest.raises(ValueError, match="grid"):
+        anchor_history(prev, ref[..., :8], 0.5)
+
+
+def test_the_history_anchor_changes_the_clips_after_the_first():
+    base = CreatorModel.random(MICRO, 0)
+    anchored = CreatorModel(MICRO.replace_creator(history_anchor=0.3))
+    anchored.load_state_dict(base.state_dict())
+    plain, pulled = MavidCreator(base).new_stream(seed=2), MavidCreator(anchored).new_stream(seed=2)
+    first = plain.next_clip("hello there", ""), pulled.next_clip("hello there", "")
+    assert np.array_equal(first[0].frames, first[1].frames)  # no history yet
+    second = plain.next_clip("how are you", ""), pulled.next_clip("how are you", "")
+    assert not np.array_equal(second[0].frames, second[1].frames)
+
+
 def test_bfloat16_path_runs():
     import torch
 

@@ -143,6 +143,7 @@ def test_the_shipped_sampling_temperature_is_the_exports(results, tmp_path):
         ("sampler_steps", 3, 0),
         ("audio_guidance", 2.0, 0.0),
         ("history_noise", 0.1, 1.5),
+        ("history_anchor", 0.3, -0.1),
     ],
 )
 def test_a_shipped_setting_is_the_exports(results, tmp_path, name, shipped, refused):
@@ -185,3 +186,19 @@ def _log(folder):
     log = folder / "log.jsonl"
     log.write_text("".join(json.dumps({"step": i, "loss": 2.0 / i}) + "\n" for i in (1, 2)))
     return log
+
+
+def test_the_domains_knowledge_ships_with_the_conductor(results, tmp_path):
+    from mavid.conductor.knowledge import KNOWLEDGE_CONFIG_NAME
+    from mavid.train.export import domain_knowledge
+
+    creator, conductor, _ = results
+    plain = export_tiny(creator, conductor, tmp_path / "plain")
+    assert not (plain / "conductor" / KNOWLEDGE_CONFIG_NAME).exists()
+    dest = export_tiny(creator, conductor, tmp_path / "tiny", knowledge=domain_knowledge())
+    assert (dest / "conductor" / KNOWLEDGE_CONFIG_NAME).is_file()
+    loaded = load_avatar_model(dest).conductor
+    assert loaded.knowledge.config == domain_knowledge()
+    # an export of that export keeps it (its conductor directory has it)
+    again = export_tiny(dest / "creator", dest / "conductor", tmp_path / "again")
+    assert load_avatar_model(again).conductor.knowledge.config == domain_knowledge()

@@ -185,6 +185,41 @@ def test_batch_workers_make_the_same_run_in_other_processes(tmp_path):
     assert multiprocessing.active_children() == []
 
 
+class KilledWorker(Regression):
+    """The batch worker making step `kill_at` is killed (SIGTERM, as `pkill -f` on the run's
+    command line does); with `parent`, the training process gets the same signal."""
+
+    def __init__(self, kill_at: int, parent: int | None = None, **kw):
+        super().__init__(**kw)
+        self.kill_at, self.parent, self.trainer = kill_at, parent, os.getpid()
+
+    def batch(self, step):
+        if step == self.kill_at and os.getpid() != self.trainer:
+            if self.parent is not None:
+                os.kill(self.parent, signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().batch(step)
+
+
+@pytest.mark.timeout(120)  # the old pool waited forever for the lost batch
+def test_a_killed_batch_worker_loses_no_batch_and_leaves_no_process(tmp_path):
+    import multiprocessing
+
+    train_loop(Regression(), cfg(tmp_path / "a"))
+    # the worker alone dies: the lost batch and the rest are made here, the same run
+    alone = train_loop(KilledWorker(5), cfg(tmp_path / "b", workers=1))
+    assert alone.step == 12 and not alone.stopped_early
+    assert_same(weights(tmp_path / "a", 12), weights(tmp_path / "b", 12))
+    assert multiprocessing.active_children() == []
+    # worker and trainer signalled together: a clean stop at a step boundary, then a resume
+    first = train_loop(KilledWorker(5, parent=os.getpid()), cfg(tmp_path / "c", workers=1))
+    assert first.stopped_early and first.step < 12
+    assert multiprocessing.active_children() == []
+    second = train_loop(Regression(), cfg(tmp_path / "c", workers=1))
+    assert second.step == 12 and not second.stopped_early
+    assert_same(weights(tmp_path / "a", 12), weights(tmp_path / "c", 12))
+
+
 def test_a_device_that_is_not_here_is_a_clear_error_before_anything_is_written(
     tmp_path, monkeypatch
 ):

@@ -37,6 +37,7 @@ from mavid.conductor.features import (
 )
 from mavid.conductor.format import END_OF_TEXT, IM_END, M_BOS, M_EOS, SYSTEM_PROMPT
 from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing, HearingConfig
+from mavid.conductor.knowledge import KNOWLEDGE_CONFIG_NAME, Knowledge, KnowledgeConfig
 from mavid.conductor.parser import DirectiveParser
 from mavid.conductor.tokenizer import build_tiny_tokenizer
 from mavid.conductor.word_reading import (
@@ -197,9 +198,11 @@ class ThinkerConductor:
         config: ConductorConfig | None = None,
         hearing: Hearing | None = None,
         reading: WordReading | None = None,
+        knowledge: Knowledge | None = None,
     ) -> None:
         self.model = model.eval()
         self.hearing = hearing  # writes spoken turns down before the Thinker reads them
+        self.knowledge = knowledge  # reads a new question as the known one nearest to it
         self.tokenizer = tokenizer
         self.feature_extractor = feature_extractor
         self.inputs_config = inputs_config
@@ -300,9 +303,13 @@ class ThinkerConductor:
         reading = WordReading.load(path)
         if reading is not None:
             reading.to(device=model.device, dtype=model.dtype)
+        knowledge_config = KnowledgeConfig.load(path)
+        knowledge = Knowledge(knowledge_config) if knowledge_config is not None else None
         if config is None:
             config = ConductorConfig.from_generation_config(model.generation_config)
-        return cls(model, tokenizer, feature_extractor, inputs_config, config, hearing, reading)
+        return cls(
+            model, tokenizer, feature_extractor, inputs_config, config, hearing, reading, knowledge
+        )
 
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
@@ -318,6 +325,9 @@ class ThinkerConductor:
             (path / name).unlink(missing_ok=True)
         if self.reading is not None:
             self.reading.save(path)
+        (path / KNOWLEDGE_CONFIG_NAME).unlink(missing_ok=True)
+        if self.knowledge is not None:
+            self.knowledge.config.save(path)
 
     @property
     def system_prompt(self) -> str:
@@ -330,6 +340,11 @@ class ThinkerConductor:
         """The turn as the Thinker reads it: a spoken turn's words written down by its hearing,
         where it has one. Blocking."""
         return self.hearing.apply(turn) if self.hearing is not None else turn
+
+    def read_as_known(self, turn: UserTurn) -> UserTurn:
+        """The (written down) turn as the Thinker reads it: a question it was never taught as
+        the known one nearest (`mavid.conductor.knowledge`), where it has a knowledge base."""
+        return self.knowledge.read(turn) if self.knowledge is not None else turn
 
     @property
     def hears(self) -> bool:
@@ -353,7 +368,7 @@ class ThinkerConductor:
         read = self.prepare(turn)
         if on_heard is not None and read.text and not turn.text.strip():
             on_heard(read.text)
-        turn = read
+        turn = self.read_as_known(read)
         cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         reading = reading_applied(self.model, self.reading, inputs)

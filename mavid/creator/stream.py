@@ -24,6 +24,7 @@ from mavid.creator.model import CreatorModel
 from mavid.creator.phones import PhonePlanner
 from mavid.creator.sampler import add_noise, euler_sample, guided
 from mavid.creator.text import encode_text
+from mavid.data.faces import mouth_region
 from mavid.interfaces import AVClip, CancelToken, MediaSpec
 
 MAX_RMS = 0.25  # loudest clip the stream gives out (see `_decode_audio`)
@@ -33,6 +34,20 @@ def _to_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
     """(F, H, W, 3) uint8 -> (1, 3, F, H, W) in [-1, 1]."""
     x = torch.from_numpy(frames).to(device=device, dtype=dtype)
     return (x.permute(3, 0, 1, 2)[None] / 127.5) - 1.0
+
+
+def anchor_history(prev: torch.Tensor, reference: torch.Tensor, strength: float) -> torch.Tensor:
+    """v_{j-1} (B, C, T, h, w) with every latent cell outside the mouth's moved `strength` of
+    the way to the reference latent (B, C, 1, h, w) (`CreatorConfig.history_anchor`)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"history anchor must be in [0, 1], got {strength}")
+    h, w = prev.shape[3:]
+    if reference.shape[3:] != (h, w):
+        raise ValueError(f"reference latent grid {tuple(reference.shape[3:])} != history's")
+    pull = torch.full((h, w), strength, dtype=prev.dtype, device=prev.device)
+    rows, cols = mouth_region(h, w)
+    pull[rows, cols] = 0.0
+    return prev + pull * (reference.to(prev.dtype) - prev)
 
 
 @dataclass
@@ -183,11 +198,14 @@ class MavidCreatorStream:
             phones = torch.from_numpy(self.planner.take(f))[None].to(dev)  # (1, F, 2)
         # v_{j-1} and (anchored presets) the reference latent; the first clip may have neither
         prev, prev_t = hist.video_latents if hist is not None else None, None
+        ref = self._reference_latent
+        if prev is not None and cfg.history_anchor > 0:
+            prev = anchor_history(prev, ref, cfg.history_anchor)
         if prev is not None and cfg.history_noise > 0:
             prev_t = torch.full(prev.shape[:1] + prev.shape[2:3], cfg.history_noise, device=dev)
             noise = torch.randn(prev.shape, generator=self.generator, device=dev, dtype=prev.dtype)
             prev = add_noise(prev, noise, prev_t.to(prev.dtype))
-        prefix, fv_kv = model.video_history(prev, self._reference_latent, prev_t)
+        prefix, fv_kv = model.video_history(prev, ref, prev_t)
         lap("video_history")
         stats: dict[str, int] = {}
         cols, sources = model.audio.generate(
@@ -223,7 +241,6 @@ class MavidCreatorStream:
                 lambda x, t: model.video(x, t, prefix, text_kv, None),
                 cfg.audio_guidance,
             )
-        ref = self._reference_latent
         shape = (1, ref.shape[1], t_lat, ref.shape[3], ref.shape[4])
         noise = torch.randn(shape, generator=self.generator, device=dev, dtype=c.dtype)
         fixed = None

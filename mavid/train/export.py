@@ -3,7 +3,8 @@
 
     <dest>/creator/      the creator-joint run's model/ (mavid/checkpoint.py format, codecs inside),
                          stored in float16
-    <dest>/conductor/    the conductor run's model/ (ThinkerConductor.from_pretrained)
+    <dest>/conductor/    the conductor run's model/ (ThinkerConductor.from_pretrained), with
+                         the domain's knowledge base when asked (`knowledge.json`)
     <dest>/avatar.png    the default face: a training identity of the world, neutral
     <dest>/loss-<stage>.png   each stage's loss curves, when given
     <dest>/provenance.json    file sizes and sha256, and each run's train_config.json
@@ -28,9 +29,11 @@ from PIL import Image
 
 from mavid.avatar import AVATAR_IMAGE
 from mavid.checkpoint import load_checkpoint, save_checkpoint
+from mavid.conductor.knowledge import KnowledgeConfig, KnowledgeEntry
 from mavid.conductor.thinker import ThinkerConductor
 from mavid.creator.face import fit_image
 from mavid.data.dialogue import identity_for
+from mavid.data.domain import INTENTS, paraphrase_split
 from mavid.data.faces import render_reference_face
 from mavid.train.main import CONFIG_NAME
 
@@ -120,6 +123,20 @@ def avatar_face(seed: int = 0, index: int = 0, size: int = 128) -> np.ndarray:
     return render_reference_face(identity_for(seed, "train", index, "avatar"), size)
 
 
+def domain_knowledge() -> KnowledgeConfig:
+    """The knowledge base of the world's domain (`mavid.conductor.knowledge`): per intent, the
+    questions a Conductor trained on the world knows (train and val paraphrases: the held-out
+    ones stay unseen) and its answers."""
+    entries = []
+    for intent in INTENTS:
+        questions = tuple(
+            p for k, p in enumerate(intent.paraphrases) if paraphrase_split(intent, k) != "test"
+        )
+        answers = list(intent.by_prop.values()) or [intent.answer_for()]
+        entries.append(KnowledgeEntry(questions, tuple(dict.fromkeys(a.speech for a in answers))))
+    return KnowledgeConfig(tuple(entries))
+
+
 # The inference settings an export can ship (CreatorConfig fields): their lowest and highest
 # values, and what the bound means.
 SHIPPABLE = {
@@ -128,6 +145,7 @@ SHIPPABLE = {
     "sampler_steps": (1, math.inf, "denoising steps"),
     "audio_guidance": (1.0, math.inf, "1: off"),
     "history_noise": (0.0, 1.0, "0: clean"),
+    "history_anchor": (0.0, 1.0, "0: off"),
 }
 
 
@@ -137,14 +155,16 @@ def export_tiny(
     dest: str | Path,
     plots: dict[str, Path] | None = None,
     avatar: np.ndarray | None = None,
+    knowledge: KnowledgeConfig | None = None,
     **settings: float | None,
 ) -> Path:
     """Copy and check the Creator and Conductor results into `dest` (replacing it).
 
     `avatar`: the default face (H, W, 3) uint8; None renders `avatar_face()`. Either is fitted
-    to the model's frame size. `settings`: inference settings to ship (`SHIPPABLE`: the AR
-    sampling temperature, phone and audio guidance, the DiT's denoising steps, history
-    noise); None or absent: the run's.
+    to the model's frame size. `knowledge`: the Conductor's knowledge base to ship (e.g.
+    `domain_knowledge()`; None: the conductor directory's own, if any). `settings`:
+    inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
+    guidance, the DiT's denoising steps, history noise and anchor); None or absent: the run's.
     """
     creator, conductor, dest = Path(creator), Path(conductor), Path(dest)
     model = load_checkpoint(creator)  # raises CheckpointError naming the bad file
@@ -170,6 +190,8 @@ def export_tiny(
     # half precision on disk: half the bytes in git, no audible or visible change (tested)
     save_checkpoint(model, tmp / "creator", storage_dtype=torch.float16)
     shutil.copytree(conductor, tmp / "conductor")
+    if knowledge is not None:
+        knowledge.save(tmp / "conductor")
     media = model.preset.media
     face = fit_image(avatar if avatar is not None else avatar_face(), media.height, media.width)
     Image.fromarray(np.ascontiguousarray(face, dtype=np.uint8)).save(tmp / AVATAR_IMAGE)

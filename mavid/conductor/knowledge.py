@@ -1,0 +1,163 @@
+"""The tiny Conductor's knowledge: a question it was never taught read as the known one nearest.
+
+A Thinker trained from scratch on ~6 paraphrases per intent knows those paraphrases by heart
+(99 % answered) and little beyond them (issue 7: 48 % of held-out questions typed). Frozen
+word vectors know more: "I hurt my hand" lies near the first-aid questions. So a turn whose
+words are not (nearly) a question of the knowledge base reaches the Thinker as the known
+question nearest to them, which it answers reliably; a turn that is one, typos and all, keeps
+its own words (the Thinker reads typed forms better than the vectors do). Camera frames and
+audio are kept either way: a visual question still needs the camera.
+
+The knowledge base (`knowledge.json` beside the Thinker): entries, each the questions it
+answers (how people ask) and its answers (they help find it, never shown). A sentence's
+vector: the sum of its words' WordLlama vectors (the table of `mavid.conductor.word_reading`,
+shipped in the `wordllama` wheel) weighted by their inverse frequency over the base,
+normalised; a word the base does not have but nearly spells (a dropped letter) is read as
+that word first (`rapidfuzz`). An entry's score: its best text's cosine; the question read
+is the best-matching question of the best entry.
+
+Tried first, and dropped (issue 7): the nearest questions appended to the words as notes, the
+turn's own question left out of them in training; the Thinker, knowing its training
+questions by heart, learnt to ignore the notes (held-out questions 48 % -> 38-45 %).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from mavid.conductor.word_reading import WORD, word_table
+from mavid.interfaces import UserTurn
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KNOWLEDGE_CONFIG_NAME", "Knowledge", "KnowledgeConfig", "KnowledgeEntry"]
+
+KNOWLEDGE_CONFIG_NAME = "knowledge.json"
+MAX_QUERY_CHARS = 2_000  # a turn's text beyond this is not read (hostile input)
+MIN_FIXED_LEN = 4  # shorter unknown words are not respelt ("th" is no typo of "the" to trust)
+
+
+@dataclass(frozen=True)
+class KnowledgeEntry:
+    questions: tuple[str, ...]  # how people ask (the one read is the best-matching)
+    answers: tuple[str, ...] = ()  # found by, never shown
+
+    def __post_init__(self) -> None:
+        if not any(q.strip() for q in self.questions):
+            raise ValueError("a knowledge entry needs at least one non-empty question")
+
+
+@dataclass(frozen=True)
+class KnowledgeConfig:
+    entries: tuple[KnowledgeEntry, ...]
+    # a turn whose best-matching known question scores at least this (cosine) keeps its own
+    # words (above 1: every turn with words is read as its nearest known question)
+    keep_words_above: float = 0.9
+    # a word the base lacks is read as the base's word it spells this like (rapidfuzz ratio)
+    respell_above: float = 80.0
+    table: str = "wordllama-l2-supercat-256"
+
+    def __post_init__(self) -> None:
+        if not self.entries:
+            raise ValueError("a knowledge base needs at least one entry")
+        if not -1.0 <= self.keep_words_above <= 2.0:
+            raise ValueError(f"keep_words_above must be in [-1, 2], got {self.keep_words_above}")
+        if not 0.0 <= self.respell_above <= 100.0:
+            raise ValueError(f"respell_above must be in [0, 100], got {self.respell_above}")
+
+    def save(self, directory: str | Path) -> None:
+        data = asdict(self)
+        (Path(directory) / KNOWLEDGE_CONFIG_NAME).write_text(json.dumps(data, indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> KnowledgeConfig | None:
+        path = Path(directory) / KNOWLEDGE_CONFIG_NAME
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            entries = tuple(
+                KnowledgeEntry(tuple(e["questions"]), tuple(e.get("answers", ())))
+                for e in data["entries"]
+            )
+            return cls(**(data | {"entries": entries}))
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ValueError(f"malformed {path}: {e}") from e
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words without apostrophes ("Can't" and the typed "cant" are one word)."""
+    return [w.replace("'", "") for w in WORD.findall(text.lower())]
+
+
+class Knowledge:
+    """Finds the known question a turn asks (thread-safe: read-only after construction)."""
+
+    def __init__(self, config: KnowledgeConfig) -> None:
+        self.config = config
+        self.table = word_table(config.table)
+        texts = [t for e in config.entries for t in (*e.questions, *e.answers) if t.strip()]
+        df = Counter(w for t in texts for w in set(_words(t)))
+        n = len(texts)
+        self._idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
+        self._unseen_idf = math.log((n + 1) / 0.5)  # a word no text has: the rarest there is
+        self._vocab = sorted(w for w in self._idf if len(w) >= MIN_FIXED_LEN)
+        self._rows: list[tuple[int, str, bool]] = []  # (entry, text, is a question)
+        vectors = []
+        for k, entry in enumerate(config.entries):
+            rows = [(q, True) for q in entry.questions] + [(a, False) for a in entry.answers]
+            for text, is_question in rows:
+                if text.strip():
+                    self._rows.append((k, text, is_question))
+                    vectors.append(self.vector(text))
+        self._matrix = np.stack(vectors)
+
+    def _respelt(self, word: str) -> str:
+        if word in self._idf or len(word) < MIN_FIXED_LEN or not self._vocab:
+            return word
+        best = process.extractOne(
+            word, self._vocab, scorer=fuzz.ratio, score_cutoff=self.config.respell_above
+        )
+        return best[0] if best is not None else word
+
+    def vector(self, text: str) -> np.ndarray:
+        """The (dim,) unit vector of `text` (zeros when it has no word)."""
+        v = np.zeros(self.table.dim, np.float32)
+        for w in _words(text[:MAX_QUERY_CHARS]):
+            w = self._respelt(w)
+            v += self._idf.get(w, self._unseen_idf) * self.table.word(w)
+        norm = float(np.linalg.norm(v))
+        return v / norm if norm > 0 else v
+
+    def nearest(self, text: str) -> tuple[str, float] | None:
+        """The best-matching question of the entry nearest to `text`, and how well the best
+        known question matches `text` (cosine); None when `text` has no word."""
+        query = self.vector(text)
+        if not query.any():
+            return None
+        sims = self._matrix @ query
+        entry_score: dict[int, float] = {}
+        question: dict[int, tuple[float, str]] = {}
+        for (k, row_text, is_question), s in zip(self._rows, sims, strict=True):
+            entry_score[k] = max(entry_score.get(k, -math.inf), float(s))
+            if is_question and s > question.get(k, (-math.inf, ""))[0]:
+                question[k] = (float(s), row_text)
+        best = max(entry_score, key=lambda k: (entry_score[k], -k))
+        return question[best][1], max(s for s, _ in question.values())
+
+    def read(self, turn: UserTurn) -> UserTurn:
+        """The turn as the Thinker reads it: its own words when they are (nearly) a known
+        question or have no word, else the known question nearest to them."""
+        found = self.nearest(turn.text) if turn.text.strip() else None
+        if found is None or found[1] >= self.config.keep_words_above:
+            return turn
+        log.debug("%r read as the known question %r (best match %.2f)", turn.text, *found)
+        return replace(turn, text=found[0])

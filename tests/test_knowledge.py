@@ -1,0 +1,148 @@
+"""The tiny Conductor's knowledge: a question it was never taught read as the known one nearest."""
+
+import json
+
+import numpy as np
+import pytest
+from micro_world import one_torch_thread
+
+from mavid.conductor.knowledge import (
+    KNOWLEDGE_CONFIG_NAME,
+    MAX_QUERY_CHARS,
+    Knowledge,
+    KnowledgeConfig,
+    KnowledgeEntry,
+)
+from mavid.conductor.thinker import ConductorConfig, ThinkerConductor
+from mavid.data.domain import INTENTS, paraphrase_split
+from mavid.eval.conductor import run_conductor
+from mavid.interfaces import UserTurn
+from mavid.train.export import domain_knowledge
+
+ENTRIES = (
+    KnowledgeEntry(("Where is the first aid room?", "I feel sick."), ("The nurse is downstairs.",)),
+    KnowledgeEntry(("Where is the cafe?", "Can I get a coffee?"), ("The cafe sells sandwiches.",)),
+    KnowledgeEntry(("Can I bring my dog?",), ("Only guide dogs may come in.",)),
+    KnowledgeEntry(("What time do you open?", "When are you open?"), ("We open at nine.",)),
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def knowledge() -> Knowledge:
+    return Knowledge(KnowledgeConfig(ENTRIES))
+
+
+def test_a_new_question_is_found_by_its_sense(knowledge):
+    # words the base never has, near an entry by their sense (and by its answer's words)
+    assert knowledge.nearest("I injured my hand")[0] in ENTRIES[0].questions
+    assert knowledge.nearest("I would like a sandwich")[0] in ENTRIES[1].questions
+    question, score = knowledge.nearest("is my puppy welcome")
+    assert question == "Can I bring my dog?" and score < 0.9
+    # the best question of the entry, not its first
+    assert knowledge.nearest("when are you open") == ("When are you open?", pytest.approx(1.0))
+    assert knowledge.nearest("") is None and knowledge.nearest("?! ...") is None
+
+
+def test_typed_forms_of_a_known_question_are_still_that_question(knowledge):
+    # apostrophes and case do not count; a dropped letter is read as the base's word
+    for typed in (
+        "where is the cafe",
+        "WHERE IS THE CAFE!",
+        "wher is the cafe",
+        "can i brng my dog",
+    ):
+        assert knowledge.nearest(typed)[1] > 0.95, typed
+    assert knowledge.nearest("cant i") == knowledge.nearest("can't I")
+    # short unknown words are not respelt into known ones
+    assert knowledge._respelt("th") == "th" and knowledge._respelt("cofee") == "coffee"
+
+
+def test_read_keeps_known_words_and_replaces_new_ones(knowledge):
+    frames = (np.zeros((4, 4, 3), np.uint8),)
+    known = UserTurn(text="wher is the cafe", video=frames, video_fps=2.0)
+    assert knowledge.read(known) is known  # the Thinker reads its own typed forms best
+    new = UserTurn(text="is my puppy welcome", video=frames, video_fps=2.0)
+    read = knowledge.read(new)
+    assert read.text == "Can I bring my dog?"
+    assert read.video == new.video and read.video_fps == new.video_fps  # the camera stays
+    spoken = UserTurn(audio=np.zeros(1600, np.float32))
+    assert knowledge.read(spoken) is spoken  # no words: nothing to look up
+    every = Knowledge(KnowledgeConfig(ENTRIES, keep_words_above=2.0))
+    assert every.read(known).text == "Where is the cafe?"
+
+
+def test_hostile_text_is_read_within_bounds(knowledge):
+    huge = "dog " * 100_000 + "cafe coffee sandwich"
+    assert knowledge.nearest(huge)[0] == "Can I bring my dog?"  # only the first characters count
+    assert len(knowledge.vector("x" * (10 * MAX_QUERY_CHARS))) == knowledge.table.dim
+    assert knowledge.nearest("\x00\u202e 🙂 -- ?") is None  # no word in it
+    assert knowledge.read(UserTurn(text="\x00\u202e 🙂")).text == "\x00\u202e 🙂"
+
+
+def test_the_config_saves_loads_and_refuses_bad_files(tmp_path):
+    config = KnowledgeConfig(ENTRIES, keep_words_above=0.8)
+    config.save(tmp_path)
+    assert KnowledgeConfig.load(tmp_path) == config
+    assert KnowledgeConfig.load(tmp_path / "none") is None
+    (tmp_path / KNOWLEDGE_CONFIG_NAME).write_text('{"entries": [{"answers": []}]}')
+    with pytest.raises(ValueError, match="malformed"):
+        KnowledgeConfig.load(tmp_path)
+    (tmp_path / KNOWLEDGE_CONFIG_NAME).write_text("not json")
+    with pytest.raises(ValueError, match="malformed"):
+        KnowledgeConfig.load(tmp_path)
+    with pytest.raises(ValueError, match="keep_words_above"):
+        KnowledgeConfig(ENTRIES, keep_words_above=3.0)
+    with pytest.raises(ValueError, match="respell_above"):
+        KnowledgeConfig(ENTRIES, respell_above=101.0)
+    with pytest.raises(ValueError, match="at least one"):
+        KnowledgeConfig(())
+    with pytest.raises(ValueError, match="non-empty question"):
+        KnowledgeEntry((" ",))
+
+
+def test_the_domains_knowledge_holds_no_held_out_question():
+    config = domain_knowledge()
+    held_out = {
+        p for i in INTENTS for k, p in enumerate(i.paraphrases) if paraphrase_split(i, k) == "test"
+    }
+    known = {q for e in config.entries for q in e.questions}
+    assert len(config.entries) == len(INTENTS) and not known & held_out
+    assert all(e.answers for e in config.entries)
+    # every held-out question is read as a known one (none is near enough to keep its words)
+    k = Knowledge(config)
+    assert all(k.read(UserTurn(text=q)).text in known for q in held_out)
+
+
+def test_a_conductor_with_knowledge_reads_new_questions_as_known_ones_and_ships_it(tmp_path):
+    conductor = ThinkerConductor.tiny(
+        seed=0, config=ConductorConfig(do_sample=False, max_new_tokens=6)
+    )
+    turn = UserTurn(text="is my puppy welcome")
+    assert conductor.read_as_known(turn) is turn
+    seen = []  # the text the Thinker's prompt is made of
+    encode = conductor.encoder.encode_prompt
+    conductor.encoder.encode_prompt = lambda t, *a, **k: seen.append(t.text) or encode(t, *a, **k)
+    blind = run_conductor(conductor, turn)
+    conductor.knowledge = Knowledge(KnowledgeConfig(ENTRIES))
+    known = run_conductor(conductor, turn)
+    assert seen == ["is my puppy welcome", "Can I bring my dog?"]
+    assert known == run_conductor(conductor, UserTurn(text="Can I bring my dog?"))
+    del conductor.encoder.encode_prompt
+    conductor.save_pretrained(tmp_path)
+    loaded = ThinkerConductor.from_pretrained(tmp_path, conductor.config)
+    assert loaded.knowledge is not None and loaded.knowledge.config == conductor.knowledge.config
+    assert run_conductor(loaded, turn) == known
+    loaded.knowledge = None  # saved again without: no stale knowledge file is loaded
+    loaded.save_pretrained(tmp_path)
+    assert not (tmp_path / KNOWLEDGE_CONFIG_NAME).exists()
+    again = ThinkerConductor.from_pretrained(tmp_path, conductor.config)
+    assert again.knowledge is None and run_conductor(again, turn) == blind
+    (tmp_path / KNOWLEDGE_CONFIG_NAME).write_text(json.dumps({"entries": "nope"}))
+    with pytest.raises(ValueError, match="malformed"):
+        ThinkerConductor.from_pretrained(tmp_path)
