@@ -1,10 +1,11 @@
 """The Creator's inference settings scored on test answers: guidance on the speech, history
-noise and history anchor, each combination on the same answers (the model table's meters and
-seeds).
+noise and anchor, phone guidance and the AR temperature, each combination on the same answers
+(the model table's meters and seeds).
 
     .venv/bin/python benchmarks/creator_settings.py --world data/world-1000 \\
         [--checkpoint DIR] [--samples 20] [--long 0] [--audio-guidance 1,2] \\
-        [--history-noise 0,0.25] [--history-anchor 0,0.3]
+        [--history-noise 0,0.25] [--history-anchor 0,0.3] [--phone-guidance 2,3] \\
+        [--temperature 0.15,0.3]
 
 `--long N` scores N long answers (cut to 18 s) instead of short ones. One line per setting:
 WER (domain LM), lip-sync offset and confidence, subject consistency (frames, first and last
@@ -14,6 +15,7 @@ clips), timbre consistency.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import time
 from pathlib import Path
@@ -40,15 +42,19 @@ def _values(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
+# the settings swept (CreatorConfig fields; temperature is the AR sampler's)
+_SETTINGS = ("audio_guidance", "history_noise", "history_anchor", "phone_guidance", "temperature")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--world", type=Path, default=Path("data/world-1000"))
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: mavid-tiny")
     ap.add_argument("--samples", type=int, default=20, help="short answers")
     ap.add_argument("--long", type=int, default=0, help="long answers instead (18 s)")
-    ap.add_argument("--audio-guidance", type=_values, default=None, help="default: the model's")
-    ap.add_argument("--history-noise", type=_values, default=None, help="default: the model's")
-    ap.add_argument("--history-anchor", type=_values, default=None, help="default: the model's")
+    for name in _SETTINGS:
+        flag = "--" + name.replace("_", "-")
+        ap.add_argument(flag, type=_values, default=None, help="values; default: the model's")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -56,23 +62,23 @@ def main() -> None:
     short, long = held_out_answers(cfg)
     samples = long if args.long else short
     creator = load_avatar_model(args.checkpoint).creator
-    base = creator.model.preset
+    base, sampling = creator.model.preset, creator.sampling
     asr, timbre = {"domain": Recognizer("domain")}, TimbreMeter()
     kind = f"{len(samples)} {'long' if args.long else 'short'} answers"
     print(f"{args.checkpoint or 'mavid-tiny'} on {args.world} (test split), {kind}")
-    noises = args.history_noise or [base.creator.history_noise]
-    anchors = args.history_anchor or [base.creator.history_anchor]
-    guidances = args.audio_guidance or [base.creator.audio_guidance]
-    for g, h, a in itertools.product(guidances, noises, anchors):
-        creator.model.preset = base.replace_creator(
-            audio_guidance=g, history_noise=h, history_anchor=a
-        )
+    values = [getattr(args, n) or [getattr(base.creator, n)] for n in _SETTINGS]
+    for combo in itertools.product(*values):
+        setting = dict(zip(_SETTINGS, combo, strict=True))
+        temperature = setting.pop("temperature")
+        creator.model.preset = base.replace_creator(**setting)
+        creator.sampling = dataclasses.replace(sampling, temperature=temperature)
         t0 = time.perf_counter()
         made = [generate_answer(creator, s, i) for i, s in enumerate(samples)]
         row = score_samples(made, asr, timbre)
         shown = "  ".join(f"{name} {row[key]:.3f}" for key, name in _SHOWN.items())
-        print(f"audio guidance {g:g}, history noise {h:g}, anchor {a:g}: {shown}  "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+        pairs = zip(_SETTINGS, combo, strict=True)
+        named = ", ".join(f"{n.replace('_', ' ')} {v:g}" for n, v in pairs)
+        print(f"{named}: {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
