@@ -13,8 +13,8 @@ answers (how people ask) and its answers (they help find it, never shown). A sen
 vector: the sum of its words' WordLlama vectors (the table of `mavid.conductor.word_reading`,
 shipped in the `wordllama` wheel) weighted by their inverse frequency over the base,
 normalised; a word the base does not have but nearly spells (a dropped letter) is read as
-that word first (`rapidfuzz`). An entry's score: its best text's cosine; the question read
-is the best-matching question of the best entry.
+that word first (`rapidfuzz`). An entry's score: the mean cosine of its texts; the question
+read is the best-matching question of the best entry.
 
 Tried first, and dropped (issue 7): the nearest questions appended to the words as notes, the
 turn's own question left out of them in training; the Thinker, knowing its training
@@ -144,13 +144,15 @@ class Knowledge:
         if not query.any():
             return None
         sims = self._matrix @ query
-        entry_score: dict[int, float] = {}
+        entry_sims: dict[int, list[float]] = {}
         question: dict[int, tuple[float, str]] = {}
         for (k, row_text, is_question), s in zip(self._rows, sims, strict=True):
-            entry_score[k] = max(entry_score.get(k, -math.inf), float(s))
+            entry_sims.setdefault(k, []).append(float(s))
             if is_question and s > question.get(k, (-math.inf, ""))[0]:
                 question[k] = (float(s), row_text)
-        best = max(entry_score, key=lambda k: (entry_score[k], -k))
+        # an entry's score: the mean over its texts (each known question left out in turn,
+        # the others found it 77 % right, against 62 % by its best text alone)
+        best = max(entry_sims, key=lambda k: (sum(entry_sims[k]) / len(entry_sims[k]), -k))
         return question[best][1], max(s for s, _ in question.values())
 
     def read(self, turn: UserTurn) -> UserTurn:
