@@ -5,7 +5,7 @@ noise and anchor, phone guidance and the AR temperature, each combination on the
     .venv/bin/python benchmarks/creator_settings.py --world data/world-1000 \\
         [--checkpoint DIR] [--samples 20] [--long 0] [--audio-guidance 1,2] \\
         [--history-noise 0,0.25] [--history-anchor 0,0.3] [--phone-guidance 2,3] \\
-        [--temperature 0.15,0.3]
+        [--temperature 0.15,0.3] [--fusion on,off]
 
 `--long N` scores N long answers (cut to 18 s) instead of short ones. One line per setting:
 WER (domain LM), lip-sync offset and confidence, subject consistency (frames, first and last
@@ -23,7 +23,13 @@ from pathlib import Path
 import torch
 
 from mavid.avatar import load_avatar_model
-from mavid.eval.model_eval import ModelEvalConfig, generate_answer, held_out_answers, score_samples
+from mavid.eval.model_eval import (
+    ModelEvalConfig,
+    generate_answer,
+    held_out_answers,
+    score_samples,
+    without_fusion,
+)
 from mavid.eval.timbre import TimbreMeter
 from mavid.eval.wer import Recognizer
 
@@ -55,6 +61,7 @@ def main() -> None:
     for name in _SETTINGS:
         flag = "--" + name.replace("_", "-")
         ap.add_argument(flag, type=_values, default=None, help="values; default: the model's")
+    ap.add_argument("--fusion", default="on", help="on, off, or on,off (removed at inference)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,18 +74,22 @@ def main() -> None:
     kind = f"{len(samples)} {'long' if args.long else 'short'} answers"
     print(f"{args.checkpoint or 'mavid-tiny'} on {args.world} (test split), {kind}")
     values = [getattr(args, n) or [getattr(base.creator, n)] for n in _SETTINGS]
-    for combo in itertools.product(*values):
+    fusions = args.fusion.split(",")
+    if not set(fusions) <= {"on", "off"}:
+        ap.error(f"--fusion takes on, off or on,off, got {args.fusion!r}")
+    for fusion, *combo in itertools.product(fusions, *values):
         setting = dict(zip(_SETTINGS, combo, strict=True))
         temperature = setting.pop("temperature")
         creator.model.preset = base.replace_creator(**setting)
         creator.sampling = dataclasses.replace(sampling, temperature=temperature)
+        made_by = creator if fusion == "on" else without_fusion(creator)
         t0 = time.perf_counter()
-        made = [generate_answer(creator, s, i) for i, s in enumerate(samples)]
+        made = [generate_answer(made_by, s, i) for i, s in enumerate(samples)]
         row = score_samples(made, asr, timbre)
         shown = "  ".join(f"{name} {row[key]:.3f}" for key, name in _SHOWN.items())
         pairs = zip(_SETTINGS, combo, strict=True)
         named = ", ".join(f"{n.replace('_', ' ')} {v:g}" for n, v in pairs)
-        print(f"{named}: {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"fusion {fusion}, {named}: {shown}  ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
