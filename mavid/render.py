@@ -5,6 +5,7 @@ Each clip is encoded and written as soon as it is made, so memory does not grow 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,6 +18,8 @@ from tqdm import tqdm
 
 from mavid.interfaces import AVClip, CancelToken, Conductor, Creator, UserTurn
 from mavid.segment import ClipSegmenter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -137,6 +140,7 @@ def render_main(cfg: RenderConfig) -> Path:
     speech, motion = cfg.speech or "", cfg.motion or ""
     if cfg.question is not None:
         asked_speech, asked_motion = ask(bundle.conductor, cfg.question)
+        log.info("the Conductor answered %r (motion: %r)", asked_speech, asked_motion)
         speech = speech or asked_speech
         motion = motion or asked_motion
     return render(bundle.creator, speech, motion, cfg.out, cfg.clips, ref, cfg.seed)
