@@ -34,6 +34,7 @@ from mavid.conductor.format import (
     user_content_start,
     user_prompt,
 )
+from mavid.conductor.saved_config import load_config
 from mavid.conductor.word_reading import WORD_INPUTS, WordReading
 from mavid.interfaces import UserTurn
 
@@ -60,13 +61,10 @@ class ThinkerInputsConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> ThinkerInputsConfig | None:
-        path = Path(directory) / INPUTS_CONFIG_NAME
-        if not path.exists():
-            return None
-        data = json.loads(path.read_text())
-        for key in ("image_mean", "image_std"):
-            data[key] = tuple(data[key])
-        return cls(**data)
+        def build(data: dict) -> ThinkerInputsConfig:
+            return cls(**(data | {k: tuple(data[k]) for k in ("image_mean", "image_std")}))
+
+        return load_config(directory, INPUTS_CONFIG_NAME, build)
 
 
 @dataclass(frozen=True)

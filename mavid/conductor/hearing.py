@@ -21,6 +21,7 @@ import numpy as np
 
 from mavid.asr import Recognizer
 from mavid.conductor.features import check_turn
+from mavid.conductor.saved_config import load_config
 from mavid.interfaces import UserTurn
 
 __all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig"]
@@ -54,14 +55,11 @@ class HearingConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> HearingConfig | None:
-        path = Path(directory) / HEARING_CONFIG_NAME
-        if not path.exists():
-            return None
-        try:
-            data = json.loads(path.read_text())
-            return cls(**(data | {"corpus": tuple(data.get("corpus", ()))}))
-        except (ValueError, TypeError) as e:  # bad JSON, unknown keys, bad values
-            raise ValueError(f"malformed {path}: {e}") from e
+        return load_config(
+            directory,
+            HEARING_CONFIG_NAME,
+            lambda data: cls(**(data | {"corpus": tuple(data.get("corpus", ()))})),
+        )
 
 
 class Hearing:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from mavid.conductor.saved_config import load_config
 from mavid.conductor.word_reading import WORD, word_table
 from mavid.interfaces import UserTurn
 
@@ -79,18 +80,14 @@ class KnowledgeConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> KnowledgeConfig | None:
-        path = Path(directory) / KNOWLEDGE_CONFIG_NAME
-        if not path.exists():
-            return None
-        try:
-            data = json.loads(path.read_text())
+        def build(data: dict) -> KnowledgeConfig:
             entries = tuple(
                 KnowledgeEntry(tuple(e["questions"]), tuple(e.get("answers", ())))
                 for e in data["entries"]
             )
             return cls(**(data | {"entries": entries}))
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            raise ValueError(f"malformed {path}: {e}") from e
+
+        return load_config(directory, KNOWLEDGE_CONFIG_NAME, build)
 
 
 def _words(text: str) -> list[str]:
@@ -104,21 +101,18 @@ class Knowledge:
     def __init__(self, config: KnowledgeConfig) -> None:
         self.config = config
         self.table = word_table(config.table)
-        texts = [t for e in config.entries for t in (*e.questions, *e.answers) if t.strip()]
-        df = Counter(w for t in texts for w in set(_words(t)))
-        n = len(texts)
+        self._rows = [  # (entry, text, is a question)
+            (k, text, text in e.questions)
+            for k, e in enumerate(config.entries)
+            for text in (*e.questions, *e.answers)
+            if text.strip()
+        ]
+        df = Counter(w for _, text, _ in self._rows for w in set(_words(text)))
+        n = len(self._rows)
         self._idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
         self._unseen_idf = math.log((n + 1) / 0.5)  # a word no text has: the rarest there is
         self._vocab = sorted(w for w in self._idf if len(w) >= MIN_FIXED_LEN)
-        self._rows: list[tuple[int, str, bool]] = []  # (entry, text, is a question)
-        vectors = []
-        for k, entry in enumerate(config.entries):
-            rows = [(q, True) for q in entry.questions] + [(a, False) for a in entry.answers]
-            for text, is_question in rows:
-                if text.strip():
-                    self._rows.append((k, text, is_question))
-                    vectors.append(self.vector(text))
-        self._matrix = np.stack(vectors)
+        self._matrix = np.stack([self.vector(text) for _, text, _ in self._rows])
 
     def _respelt(self, word: str) -> str:
         if word in self._idf or len(word) < MIN_FIXED_LEN or not self._vocab:

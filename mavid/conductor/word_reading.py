@@ -34,6 +34,8 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
+from mavid.conductor.saved_config import load_config
+
 __all__ = [
     "READING_CONFIG_NAME",
     "READING_WEIGHTS_NAME",
@@ -73,13 +75,7 @@ class WordReadingConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> WordReadingConfig | None:
-        path = Path(directory) / READING_CONFIG_NAME
-        if not path.exists():
-            return None
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"malformed {path}: {e}") from e
+        return load_config(directory, READING_CONFIG_NAME, lambda data: cls(**data))
 
 
 class WordTable:

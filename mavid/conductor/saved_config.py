@@ -1,0 +1,24 @@
+"""Reading the small JSON configs saved beside a Thinker (inputs, hearing, word reading,
+knowledge): absent is None, anything unreadable a ValueError naming the file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def load_config(directory: str | Path, name: str, build: Callable[[Any], T]) -> T | None:
+    """`build(parsed JSON)` of `directory/name`, None when the file is not there. Bad JSON,
+    missing or unknown keys, values of the wrong type or refused by the config's own checks
+    raise ValueError("malformed <path>: ...")."""
+    path = Path(directory) / name
+    if not path.exists():
+        return None
+    try:
+        return build(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(f"malformed {path}: {e}") from e
