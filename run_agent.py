@@ -225,21 +225,26 @@ class TrainCommand(Command):
 
     toml_table: ClassVar[str] = "train"
 
-    stage: Literal["codecs", "conductor", "creator-audio", "creator-joint"] = Field(
-        description="Training stage: the codecs, or one of the paper's three stages."
+    stage: Literal["codecs", "conductor", "creator-audio", "creator-joint", "ear"] = Field(
+        description="Training stage: the codecs, one of the paper's three stages, or the "
+        "Conductor's ear (a letter recognizer trained on generated speech; reads no world)."
     )
     data: Path = Field(Path("data/world"), description="A built world (run_agent.py data).")
     out: Path = Field(description="Run folder: checkpoints/, log.jsonl, loss.png, model/.")
     steps: int = Field(1000, ge=1, description="Optimizer steps in all.")
     batch_size: int = Field(8, ge=1, description="Samples per step.")
     lr: float = Field(3e-4, gt=0, description="Peak learning rate (warmup, then cosine).")
+    warmup_steps: int | None = Field(
+        None, ge=0, description="Steps of linear warmup (default: 5 % of --steps)."
+    )
     seed: int = Field(0, description="Seed: the same seed and world give the same weights.")
     threads: int = Field(2, ge=1, description="torch intra-op threads.")
     resume: bool = Field(True, description="Continue from the run folder's latest checkpoint.")
     init: Path | None = Field(
         None,
         description="Creator stages: the previous stage's model/ directory; codecs: keep this "
-        "model's audio tokenizer; conductor: go on from this trained Conductor.",
+        "model's audio tokenizer; conductor: go on from this trained Conductor; ear: from "
+        "this trained ear.",
     )
     codecs: Path | None = Field(
         None,
@@ -368,17 +373,33 @@ class ExportCommand(Command):
         "known one nearest; mavid.conductor.knowledge): domain = the world's known questions; "
         "keep = the conductor directory's own, if any.",
     )
+    conductor_ear: Path | None = Field(
+        None,
+        description="An ear run's model/ directory (a letter recognizer of espeak voices, "
+        "mavid.conductor.ear) to hear spoken turns beside PocketSphinx (default: the "
+        "conductor directory's own, if any).",
+    )
+    ear_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="How sure the ear must be of its letters for them to count (default: the "
+        "hearing's).",
+    )
 
     def cli_cmd(self) -> None:
         from mavid.train.export import chain_plots, domain_knowledge, export_tiny
 
-        plots = chain_plots(self.creator, self.conductor)
+        ear = [self.conductor_ear] if self.conductor_ear is not None else []
+        plots = chain_plots(self.creator, self.conductor, *ear)
         dest = export_tiny(
             self.creator,
             self.conductor,
             self.dest,
             plots,
             knowledge=domain_knowledge() if self.conductor_knowledge == "domain" else None,
+            ear=self.conductor_ear,
+            ear_confidence=self.ear_confidence,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,
             sampler_steps=self.sampler_steps,

@@ -146,3 +146,17 @@ def test_a_conductor_with_knowledge_reads_new_questions_as_known_ones_and_ships_
     (tmp_path / KNOWLEDGE_CONFIG_NAME).write_text(json.dumps({"entries": "nope"}))
     with pytest.raises(ValueError, match="malformed"):
         ThinkerConductor.from_pretrained(tmp_path)
+
+
+def test_letters_count_only_as_much_as_the_words_are_no_words():
+    spelt = Knowledge(KnowledgeConfig(ENTRIES, spelling_weight=1.0))
+    plain = Knowledge(KnowledgeConfig(ENTRIES))
+    # an ear's letters, run together and misspelt: no word vector finds them, the letters do
+    garbled = "kanaibrinmaidog"
+    assert spelt.nearest(garbled)[0] == "Can I bring my dog?"
+    assert plain.nearest(garbled)[0] != "Can I bring my dog?"
+    # words that are all English words: the letters do not count, the same reading and score
+    for text in ("is my puppy welcome", "I feel unwell", "Can I bring my dog?"):
+        assert spelt.nearest(text) == plain.nearest(text)
+    with pytest.raises(ValueError, match="spelling_weight"):
+        KnowledgeConfig(ENTRIES, spelling_weight=1.5)

@@ -202,3 +202,36 @@ def test_the_domains_knowledge_ships_with_the_conductor(results, tmp_path):
     # an export of that export keeps it (its conductor directory has it)
     again = export_tiny(dest / "creator", dest / "conductor", tmp_path / "again")
     assert load_avatar_model(again).conductor.knowledge.config == domain_knowledge()
+
+
+def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
+    from mavid.conductor.ear import EAR_DIR, Ear, EarConfig
+    from mavid.conductor.hearing import Hearing, HearingConfig
+    from mavid.data.domain import known_corpus
+
+    creator, conductor, _ = results
+    run = tmp_path / "ear-run"
+    Ear(EarConfig(dim=16, layers=1, heads=2, ffn=32)).save_pretrained(run / "model")
+    (run / "train_config.json").write_text(json.dumps({"stage": "ear"}))
+    with pytest.raises(ValueError, match="hearing"):  # nothing to hear beside
+        export_tiny(creator, conductor, tmp_path / "deaf", ear=run / "model")
+    with pytest.raises(ValueError, match="ear_confidence"):
+        export_tiny(creator, conductor, tmp_path / "deaf", ear_confidence=0.5)
+    with pytest.raises(ValueError, match="ear config"):
+        export_tiny(creator, conductor, tmp_path / "deaf", ear=tmp_path / "nowhere")
+    hearing_dir = tmp_path / "hearing-conductor"
+    thinker = ThinkerConductor.from_pretrained(conductor)
+    thinker.hearing = Hearing(HearingConfig(corpus=tuple(known_corpus())))
+    thinker.save_pretrained(hearing_dir)
+    plots = chain_plots(creator, hearing_dir, run / "model")
+    dest = export_tiny(
+        creator, hearing_dir, tmp_path / "tiny", plots, ear=run / "model", ear_confidence=0.7
+    )
+    hearing = load_avatar_model(dest).conductor.hearing
+    assert hearing.ear is not None and hearing.config.ear_confidence == 0.7
+    assert (dest / "conductor" / EAR_DIR / "model.safetensors").is_file()
+    assert json.loads((dest / "provenance.json").read_text())["runs"]["ear"] == {"stage": "ear"}
+    # an export of that export keeps the ear and its record
+    again = export_tiny(dest / "creator", dest / "conductor", tmp_path / "again")
+    assert load_avatar_model(again).conductor.hearing.ear is not None
+    assert json.loads((again / "provenance.json").read_text())["runs"]["ear"] == {"stage": "ear"}

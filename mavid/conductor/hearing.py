@@ -7,6 +7,13 @@ becomes the turn's text, in a language model written from what the Conductor kno
 training texts: `mavid.data.domain.known_corpus`), so the Thinker reads the turn as it reads a
 typed one. Saved beside the Thinker (`hearing.json`); a real Qwen2.5-Omni hears for itself and
 has none.
+
+With an ear (`mavid.conductor.ear`, saved beside the Thinker in `ear/`), the turn is heard by
+the ear first, and its letters are the transcript where it is sure of them (its voices are
+espeak's, whose held-out voices PocketSphinx hears badly); people's voices leave it unsure, and
+PocketSphinx writes those down as before. (Tried first: both transcripts, the one nearer a
+known question kept; PocketSphinx's domain language model makes every transcript sound like a
+known question, and it won too often: val turns 45 % against 55 % for the sure ear alone.)
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from mavid.asr import Recognizer
+from mavid.conductor.ear import EAR_DIR, Ear
 from mavid.conductor.features import check_turn
 from mavid.conductor.saved_config import load_config
 from mavid.interfaces import UserTurn
@@ -42,10 +50,16 @@ class HearingConfig:
     # keep the audio beside its transcript (the Thinker then hears and reads the turn); off,
     # the transcript replaces it
     keep_audio: bool = False
+    # the ear saved beside the Thinker (`ear/`) hears too; its transcript counts where its
+    # confidence (`Ear.hear`) reaches `ear_confidence`
+    ear: bool = False
+    ear_confidence: float = 0.6
 
     def __post_init__(self) -> None:
         if self.lm not in ("domain", "general"):
             raise ValueError(f"hearing lm must be 'domain' or 'general', got {self.lm!r}")
+        if not 0.0 <= self.ear_confidence <= 1.0:
+            raise ValueError(f"ear_confidence must be in [0, 1], got {self.ear_confidence}")
         if self.lm == "domain" and not any(t.strip() for t in self.corpus):
             raise ValueError("a domain hearing needs a non-empty corpus")
 
@@ -65,19 +79,42 @@ class HearingConfig:
 class Hearing:
     """Writes down the words of spoken turns (thread-safe; blocking: call from a worker)."""
 
-    def __init__(self, config: HearingConfig) -> None:
+    def __init__(self, config: HearingConfig, ear: Ear | None = None) -> None:
+        if config.ear and ear is None:
+            raise ValueError("this hearing needs its ear (saved beside the Thinker in ear/)")
         self.config = config
         corpus = config.corpus if config.lm == "domain" else None
         self.recognizer = Recognizer(config.lm, corpus)
+        self.ear = ear.eval() if ear is not None and config.ear else None
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Hearing | None:
+        """The hearing saved beside a Thinker (with its ear), or None if it has none."""
+        config = HearingConfig.load(directory)
+        if config is None:
+            return None
+        ear = Ear.from_pretrained(Path(directory) / EAR_DIR) if config.ear else None
+        return cls(config, ear)
+
+    def save(self, directory: str | Path) -> None:
+        self.config.save(directory)
+        if self.ear is not None:
+            self.ear.save_pretrained(Path(directory) / EAR_DIR)
 
     def transcribe(self, turn: UserTurn) -> str:
-        """The words heard in the turn's audio ('' without audio or when none are heard)."""
+        """The words heard in the turn's audio ('' without audio or when none are heard): the
+        ear's letters where it is sure of them, else PocketSphinx's words."""
         if turn.audio is None or turn.audio.size == 0:
             return ""
         audio = np.asarray(turn.audio, dtype=np.float32)
         rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
         if rms < SILENCE_RMS:  # (NaN is not below it: the recognizer names that error)
             return ""
+        if self.ear is not None:
+            letters, sure = self.ear.hear(audio, turn.audio_sample_rate)
+            log.debug("ear heard %r (sure %.2f)", letters, sure)
+            if letters and sure >= self.config.ear_confidence:
+                return letters
         return self.recognizer.transcribe(audio, turn.audio_sample_rate)
 
     def apply(self, turn: UserTurn) -> UserTurn:

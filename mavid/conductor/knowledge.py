@@ -13,8 +13,12 @@ answers (how people ask) and its answers (they help find it, never shown). A sen
 vector: the sum of its words' WordLlama vectors (the table of `mavid.conductor.word_reading`,
 shipped in the `wordllama` wheel) weighted by their inverse frequency over the base,
 normalised; a word the base does not have but nearly spells (a dropped letter) is read as
-that word first (`rapidfuzz`). An entry's score: the mean cosine of its texts; the question
-read is the best-matching question of the best entry.
+that word first (`rapidfuzz`). A text's match: that cosine, mixed with how alike the two are
+spelt, letter by letter (rapidfuzz's ratio), as much as the text's words are no English words
+(`spelling_weight` times their share: a typed question's words are words, the ear's letters
+often are not, `mavid.conductor.ear`); so a question is still found in a transcript too
+garbled for whole words. An entry's score: the mean match of its texts; the question read is
+the best-matching question of the best entry.
 
 Tried first, and dropped (issue 7): the nearest questions appended to the words as notes, the
 turn's own question left out of them in training; the Thinker, knowing its training
@@ -26,11 +30,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
+from pocketsphinx import get_model_path
 from rapidfuzz import fuzz, process
 
 from mavid.conductor.saved_config import load_config
@@ -64,6 +71,10 @@ class KnowledgeConfig:
     keep_words_above: float = 0.9
     # a word the base lacks is read as the base's word it spells this like (rapidfuzz ratio)
     respell_above: float = 80.0
+    # a text's match: (1 - w) * the cosine of the word vectors + w * the letters' likeness
+    # (rapidfuzz ratio / 100, on lower-case words), w = spelling_weight * the share of the
+    # text's words the CMU dictionary lacks
+    spelling_weight: float = 0.0
     table: str = "wordllama-l2-supercat-256"
 
     def __post_init__(self) -> None:
@@ -73,6 +84,8 @@ class KnowledgeConfig:
             raise ValueError(f"keep_words_above must be in [-1, 2], got {self.keep_words_above}")
         if not 0.0 <= self.respell_above <= 100.0:
             raise ValueError(f"respell_above must be in [0, 100], got {self.respell_above}")
+        if not 0.0 <= self.spelling_weight <= 1.0:
+            raise ValueError(f"spelling_weight must be in [0, 1], got {self.spelling_weight}")
 
     def save(self, directory: str | Path) -> None:
         data = asdict(self)
@@ -95,6 +108,29 @@ def _words(text: str) -> list[str]:
     return [w.replace("'", "") for w in WORD.findall(text.lower())]
 
 
+def _spelling(text: str) -> str:
+    return " ".join(_words(text[:MAX_QUERY_CHARS]))
+
+
+@cache
+def english_words() -> frozenset[str]:
+    """The CMU pronouncing dictionary's words (shipped with PocketSphinx), apostrophes
+    dropped."""
+    path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return frozenset(
+            re.sub(r"\(\d+\)$", "", line.split(" ", 1)[0]).replace("'", "") for line in f
+        )
+
+
+def _share_of_non_words(text: str) -> float:
+    words = _words(text[:MAX_QUERY_CHARS])
+    if not words:
+        return 0.0
+    known = english_words()
+    return sum(w not in known for w in words) / len(words)
+
+
 class Knowledge:
     """Finds the known question a turn asks (thread-safe: read-only after construction)."""
 
@@ -113,6 +149,7 @@ class Knowledge:
         self._unseen_idf = math.log((n + 1) / 0.5)  # a word no text has: the rarest there is
         self._vocab = sorted(w for w in self._idf if len(w) >= MIN_FIXED_LEN)
         self._matrix = np.stack([self.vector(text) for _, text, _ in self._rows])
+        self._spelt = [_spelling(text) for _, text, _ in self._rows]
 
     def _respelt(self, word: str) -> str:
         if word in self._idf or len(word) < MIN_FIXED_LEN or not self._vocab:
@@ -133,11 +170,16 @@ class Knowledge:
 
     def nearest(self, text: str) -> tuple[str, float] | None:
         """The best-matching question of the entry nearest to `text`, and how well the best
-        known question matches `text` (cosine); None when `text` has no word."""
+        known question matches `text` (cosine, mixed with spelling); None when `text` has no
+        word."""
         query = self.vector(text)
         if not query.any():
             return None
         sims = self._matrix @ query
+        w = self.config.spelling_weight * _share_of_non_words(text)
+        if w > 0:
+            alike = process.cdist([_spelling(text)], self._spelt, scorer=fuzz.ratio)[0] / 100.0
+            sims = (1.0 - w) * sims + w * alike
         entry_sims: dict[int, list[float]] = {}
         question: dict[int, tuple[float, str]] = {}
         for (k, row_text, is_question), s in zip(self._rows, sims, strict=True):

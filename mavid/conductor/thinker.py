@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 
+from mavid.conductor.ear import EAR_DIR
 from mavid.conductor.features import (
     SAMPLE_RATE,
     ThinkerInputsConfig,
@@ -36,7 +38,7 @@ from mavid.conductor.features import (
     VisionGeometry,
 )
 from mavid.conductor.format import END_OF_TEXT, IM_END, M_BOS, M_EOS, SYSTEM_PROMPT
-from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing, HearingConfig
+from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing
 from mavid.conductor.knowledge import KNOWLEDGE_CONFIG_NAME, Knowledge, KnowledgeConfig
 from mavid.conductor.parser import DirectiveParser
 from mavid.conductor.tokenizer import build_tiny_tokenizer
@@ -298,8 +300,7 @@ class ThinkerConductor:
             ) from e
         _ensure_directive_tokens(model, tokenizer)
         inputs_config = ThinkerInputsConfig.load(path) or _real_checkpoint_inputs(model)
-        hearing_config = HearingConfig.load(path)
-        hearing = Hearing(hearing_config) if hearing_config is not None else None
+        hearing = Hearing.load(path)
         reading = WordReading.load(path)
         if reading is not None:
             reading.to(device=model.device, dtype=model.dtype)
@@ -319,8 +320,9 @@ class ThinkerConductor:
         self.feature_extractor.save_pretrained(path)
         self.inputs_config.save(path)
         (path / HEARING_CONFIG_NAME).unlink(missing_ok=True)
+        shutil.rmtree(path / EAR_DIR, ignore_errors=True)
         if self.hearing is not None:
-            self.hearing.config.save(path)
+            self.hearing.save(path)
         for name in (READING_CONFIG_NAME, READING_WEIGHTS_NAME):
             (path / name).unlink(missing_ok=True)
         if self.reading is not None:

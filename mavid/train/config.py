@@ -10,7 +10,7 @@ import torch
 
 from mavid.config import Preset
 
-Stage = Literal["codecs", "conductor", "creator-audio", "creator-joint"]
+Stage = Literal["codecs", "conductor", "creator-audio", "creator-joint", "ear"]
 STAGES: tuple[str, ...] = get_args(Stage)
 
 
@@ -20,12 +20,13 @@ class TrainConfig:
 
     Stages chain through `init`: codecs -> creator-audio (init = the codecs run's `model/`)
     -> creator-joint (init = the creator-audio run's `model/`, optionally `codecs` = the codecs
-    run's `model/`). The conductor stands alone. A codecs run given an `init` keeps that
+    run's `model/`). The conductor stands alone, and so does its ear (`ear`: generated speech
+    only, the world is not read). A codecs run given an `init` keeps that
     model's audio tokenizer and trains only the video VAE.
     """
 
     stage: Stage
-    data: Path  # a built world (run_agent.py data)
+    data: Path  # a built world (run_agent.py data; the ear stage reads none)
     out: Path  # run folder: checkpoints/, log.jsonl, loss.png, model/
     steps: int = 1000
     batch_size: int = 8

@@ -4,7 +4,8 @@
     <dest>/creator/      the creator-joint run's model/ (mavid/checkpoint.py format, codecs inside),
                          stored in float16
     <dest>/conductor/    the conductor run's model/ (ThinkerConductor.from_pretrained), with
-                         the domain's knowledge base when asked (`knowledge.json`)
+                         the domain's knowledge base when asked (`knowledge.json`) and the
+                         ear run's model/ when given (`ear/`, heard beside PocketSphinx)
     <dest>/avatar.png    the default face: a training identity of the world, neutral
     <dest>/loss-<stage>.png   each stage's loss curves, when given
     <dest>/provenance.json    file sizes and sha256, and each run's train_config.json
@@ -17,6 +18,7 @@ beside the shipped Creator): its run records and loss plots come along from that
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -29,6 +31,7 @@ from PIL import Image
 
 from mavid.avatar import AVATAR_IMAGE
 from mavid.checkpoint import load_checkpoint, save_checkpoint
+from mavid.conductor.ear import EAR_DIR, Ear
 from mavid.conductor.knowledge import KnowledgeConfig, KnowledgeEntry
 from mavid.conductor.thinker import ThinkerConductor
 from mavid.creator.face import fit_image
@@ -112,7 +115,7 @@ def chain_plots(*model_dirs: str | Path) -> dict[str, Path]:
                 continue
             for png in sorted(export.glob("loss-*.png")):
                 stage = png.stem.removeprefix("loss-")
-                part = "conductor" if stage == "conductor" else "creator"
+                part = "conductor" if stage in ("conductor", "ear") else "creator"
                 if part == model.name:
                     plots.setdefault(stage, png)
     return plots
@@ -156,13 +159,18 @@ def export_tiny(
     plots: dict[str, Path] | None = None,
     avatar: np.ndarray | None = None,
     knowledge: KnowledgeConfig | None = None,
+    ear: str | Path | None = None,
+    ear_confidence: float | None = None,
     **settings: float | None,
 ) -> Path:
     """Copy and check the Creator and Conductor results into `dest` (replacing it).
 
     `avatar`: the default face (H, W, 3) uint8; None renders `avatar_face()`. Either is fitted
     to the model's frame size. `knowledge`: the Conductor's knowledge base to ship (e.g.
-    `domain_knowledge()`; None: the conductor directory's own, if any). `settings`:
+    `domain_knowledge()`; None: the conductor directory's own, if any). `ear`: an ear run's
+    model/ (`mavid.conductor.ear`) to hear beside the Conductor's PocketSphinx, trusted from
+    `ear_confidence` on (None: the hearing's default); None keeps the conductor's own, if
+    any. `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
     guidance, the DiT's denoising steps, history noise and anchor); None or absent: the run's.
     """
@@ -179,7 +187,20 @@ def export_tiny(
         model.preset = model.preset.replace_creator(**{name: value})
     if model.audio_codec is None or model.video_vae is None:
         raise ValueError(f"{creator}: mavid-tiny ships its codecs inside the Creator checkpoint")
-    ThinkerConductor.from_pretrained(conductor)  # raises ConductorError naming the directory
+    thinker = ThinkerConductor.from_pretrained(conductor)  # ConductorError names the directory
+    hearing = None
+    if ear is not None:
+        ear = Path(ear)
+        Ear.from_pretrained(ear)  # raises ValueError naming the directory
+        if thinker.hearing is None:
+            raise ValueError(
+                f"{conductor}: an ear hears beside the Conductor's hearing; it has none"
+            )
+        hearing = dataclasses.replace(thinker.hearing.config, ear=True)
+        if ear_confidence is not None:
+            hearing = dataclasses.replace(hearing, ear_confidence=ear_confidence)
+    elif ear_confidence is not None:
+        raise ValueError("ear_confidence is shipped with an ear")
     for stage, png in (plots or {}).items():
         if not Path(png).is_file():
             raise FileNotFoundError(f"loss plot of {stage!r} not found: {png}")
@@ -192,6 +213,10 @@ def export_tiny(
     shutil.copytree(conductor, tmp / "conductor")
     if knowledge is not None:
         knowledge.save(tmp / "conductor")
+    if ear is not None:
+        shutil.rmtree(tmp / "conductor" / EAR_DIR, ignore_errors=True)
+        shutil.copytree(ear, tmp / "conductor" / EAR_DIR)
+        hearing.save(tmp / "conductor")
     media = model.preset.media
     face = fit_image(avatar if avatar is not None else avatar_face(), media.height, media.width)
     Image.fromarray(np.ascontiguousarray(face, dtype=np.uint8)).save(tmp / AVATAR_IMAGE)
@@ -202,11 +227,14 @@ def export_tiny(
         for p in sorted(tmp.rglob("*"))
         if p.is_file()
     }
-    provenance = {
-        "creator_params": model.creator_parameters(),
-        "runs": {"creator": _run_config(creator), "conductor": _run_config(conductor)},
-        "files": files,
-    }
+    runs = {"creator": _run_config(creator), "conductor": _run_config(conductor)}
+    if ear is not None:
+        runs["ear"] = _run_config(ear)
+    elif (tmp / "conductor" / EAR_DIR).is_dir() and _exported_in(conductor) is not None:
+        # the ear came along inside an earlier export's conductor: so does its record
+        earlier = json.loads((_exported_in(conductor) / PROVENANCE).read_text())["runs"]
+        runs["ear"] = earlier.get("ear")
+    provenance = {"creator_params": model.creator_parameters(), "runs": runs, "files": files}
     (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n")
     old = dest.with_name(dest.name + ".old")
     shutil.rmtree(old, ignore_errors=True)

@@ -4,8 +4,9 @@ Run folder (`cfg.out`):
     train_config.json   the config of the run (a resume must match it)
     checkpoints/        resumable training state (mavid.train.loop)
     log.jsonl, loss.png the losses per step and their curves
-    model/              the stage's result: a Creator checkpoint (codecs, creator-*) or a
-                        Thinker directory (conductor), written when the run reaches `steps`
+    model/              the stage's result: a Creator checkpoint (codecs, creator-*), a
+                        Thinker directory (conductor) or an ear (ear: `mavid.conductor.ear`),
+                        written when the run reaches `steps`
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import torch
 
 from mavid.checkpoint import load_checkpoint, load_codec_state, read_preset, save_checkpoint
 from mavid.codecs.video_vae import build_video_vae
+from mavid.conductor.ear import Ear
 from mavid.config import CreatorConfig, VideoVAEConfig, get_preset
 from mavid.creator.model import CreatorModel
 from mavid.data.shards import WorldDataset
 from mavid.train.codecs import CodecsTask, media_tracks
 from mavid.train.config import TrainConfig
 from mavid.train.data import iter_samples
+from mavid.train.ear import EarDataConfig, EarTask
 from mavid.train.loop import LoopConfig, LoopResult, latest_checkpoint, train_loop
 from mavid.train.speech_pairs import SpeechConfig
 from mavid.train.stage1 import ConductorTask, examples_of, stage1_config, tokenizer_for
@@ -142,6 +145,9 @@ def _val_samples(cfg: TrainConfig) -> list:
 
 def build_task(cfg: TrainConfig):
     """The stage's TrainTask, with its data read from the world."""
+    if cfg.stage == "ear":
+        model = Ear.from_pretrained(cfg.init).train() if cfg.init is not None else None
+        return EarTask(cfg.seed, EarDataConfig(batch_size=cfg.batch_size), model=model)
     samples = iter_samples(cfg.data, cfg.split, cfg.max_samples)
     if cfg.stage == "conductor":
         return ConductorTask(
@@ -236,7 +242,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
         model_dir = cfg.out / MODEL_DIR
         tmp = cfg.out / (MODEL_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(task, ConductorTask):
+        if isinstance(task, ConductorTask | EarTask):
             task.save(tmp)
         else:
             save_checkpoint(task.model.eval(), tmp)

@@ -1,0 +1,229 @@
+"""Training the Conductor's ear (`mavid.conductor.ear`): CTC on generated espeak-ng speech.
+
+Every batch is synthesized afresh, a pure function of (seed, step): texts the avatar's domain
+knows (its answers' sentences, non-test questions, the shipped English corpus) and random
+strings of common English words (so the ear spells words no domain text has), spoken by the
+non-test voices at random rates and pitches, with the visitor turns' silences, levels and
+noise beds; SpecAugment-style masks on the features. Nothing held out (test voices, test
+paraphrases) is ever spoken. ~40 ms of synthesis an utterance: `--workers 1` makes the next
+batches in a second process while one trains.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import jiwer
+import numpy as np
+import torch
+from pocketsphinx import get_model_path
+from torch import nn
+
+from mavid.asr import ASR_SAMPLE_RATE, normalize_text
+from mavid.conductor.ear import Ear, EarConfig, decode_greedy, encode_text
+from mavid.data.ambience import ambience, mix_under
+from mavid.data.speech import Voice, synthesize
+from mavid.data.visitor_turns import TurnsConfig, train_voices
+from mavid.train.data import step_rng
+from mavid.train.speech_pairs import speech_texts
+
+__all__ = ["EarBatch", "EarDataConfig", "EarTask", "common_words"]
+
+_NOISES = ("rain", "cafe", "hum", "room", "music")
+_VAL_STREAM = 9173
+
+
+@dataclass(frozen=True)
+class EarDataConfig:
+    batch_size: int = 16
+    domain_share: float = 0.5  # of utterances saying a domain text; the rest: common words
+    words: tuple[int, int] = (2, 8)  # a common-word string's length
+    vocabulary: int = 6000  # the most common words drawn from
+    time_masks: int = 2
+    time_mask: int = 20  # frames (10 ms) at most per mask
+    freq_masks: int = 2
+    freq_mask: int = 12  # mel bands at most per mask
+    val_utterances: int = 48
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or not 0.0 <= self.domain_share <= 1.0:
+            raise ValueError(f"bad ear data config: {self}")
+        if not 1 <= self.words[0] <= self.words[1]:
+            raise ValueError(f"words must be 1 <= lo <= hi, got {self.words}")
+
+
+@cache
+def common_words(n: int) -> tuple[str, ...]:
+    """The `n` most common English words, by their order in WordLlama's tokenizer (its BPE
+    merges come in order of frequency), kept where the CMU dictionary knows them (no word
+    pieces)."""
+    root = resources.files("wordllama")
+    vocab = json.loads(root.joinpath("tokenizers/l2_supercat_tokenizer_config.json").read_text())[
+        "model"
+    ]["vocab"]
+    known = set()
+    with open(f"{get_model_path()}/en-us/cmudict-en-us.dict") as f:
+        for line in f:
+            known.add(re.sub(r"\(\d+\)$", "", line.split(" ", 1)[0]))
+    words = [
+        t[1:]
+        for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])
+        if t.startswith("\u2581")
+        and re.fullmatch(r"[a-z]*[aeiouy][a-z]*", t[1:])
+        and len(t) > 2
+        and t[1:] in known
+    ]
+    return tuple(["a", "i", *words][:n])
+
+
+@dataclass
+class EarBatch:
+    feats: torch.Tensor  # (B, T, n_mels)
+    lengths: torch.Tensor  # (B,)
+    targets: torch.Tensor  # (sum of target lengths,)
+    target_lengths: torch.Tensor  # (B,)
+    texts: list[str]
+
+    def to(self, device: torch.device | str) -> EarBatch:
+        return EarBatch(
+            self.feats.to(device),
+            self.lengths.to(device),
+            self.targets.to(device),
+            self.target_lengths.to(device),
+            self.texts,
+        )
+
+
+class EarTask:
+    """The ear's CTC training as a `TrainTask` (`run_agent.py train --stage ear`)."""
+
+    def __init__(
+        self,
+        seed: int,
+        data: EarDataConfig | None = None,
+        model: Ear | None = None,
+        config: EarConfig | None = None,
+    ) -> None:
+        self.seed = seed
+        self.data = data or EarDataConfig()
+        self.model = model if model is not None else Ear(config)
+        self.turns = TurnsConfig()
+        self.voices = train_voices()
+        self.texts = speech_texts()
+        self.words = common_words(self.data.vocabulary)
+        # Zipf's law over the words' ranks: common words often, rare ones sometimes
+        w = 1.0 / np.arange(1, len(self.words) + 1)
+        self.word_p = w / w.sum()
+        self.ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+        self._val: EarBatch | None = None
+
+    def trainable(self) -> list[nn.Parameter]:
+        return list(self.model.parameters())
+
+    def utterance(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """One spoken text with its 16 kHz audio, as a visitor's turn sounds."""
+        d, c = self.data, self.turns
+        if rng.random() < d.domain_share:
+            text = self.texts[int(rng.integers(len(self.texts)))]
+        else:
+            n = int(rng.integers(d.words[0], d.words[1] + 1))
+            picks = rng.choice(len(self.words), n, p=self.word_p)
+            text = " ".join(self.words[int(i)] for i in picks)
+        voice = Voice(
+            name=self.voices[int(rng.integers(len(self.voices)))],
+            rate=int(rng.integers(c.rate[0], c.rate[1] + 1)),
+            pitch=int(rng.integers(c.pitch[0], c.pitch[1] + 1)),
+            pitch_range=int(rng.integers(c.pitch_range[0], c.pitch_range[1] + 1)),
+        )
+        words = synthesize(text, voice, sample_rate=ASR_SAMPLE_RATE).audio
+        pad = [np.zeros(round(float(rng.uniform(*c.silence_s)) * ASR_SAMPLE_RATE), np.float32)
+               for _ in range(2)]  # fmt: skip
+        speech = np.concatenate([pad[0], words, pad[1]])
+        speech *= np.float32(10 ** (float(rng.uniform(*c.gain_db)) / 20))
+        if rng.random() < c.noise_share:
+            bed = ambience(str(rng.choice(_NOISES)), speech.size, ASR_SAMPLE_RATE, rng)
+            speech = mix_under(speech, bed, float(rng.uniform(*c.noise_db)))
+        return np.clip(speech, -1, 1).astype(np.float32), normalize_text(text)
+
+    def _batch(self, rng: np.random.Generator, size: int, augment: bool) -> EarBatch:
+        utts = [self.utterance(rng) for _ in range(size)]
+        longest = max(a.size for a, _ in utts)
+        wave = torch.zeros(size, longest)
+        for i, (a, _) in enumerate(utts):
+            wave[i, : a.size] = torch.from_numpy(a)
+        hop = self.model.config.hop
+        lengths = torch.tensor([a.size // hop + 1 for a, _ in utts])
+        with torch.no_grad():
+            feats = self.model.features(wave)
+        # the normalisation saw the padding too: renormalise each item over its own frames
+        for i, n in enumerate(lengths.tolist()):
+            x = feats[i, :n]
+            feats[i, :n] = (x - x.mean(0)) / x.std(0).clamp(min=1e-3)
+            feats[i, n:] = 0.0
+            if augment:
+                self._mask(feats[i, :n], rng)
+        targets = [encode_text(t) for _, t in utts]
+        return EarBatch(
+            feats,
+            lengths,
+            torch.tensor([i for t in targets for i in t], dtype=torch.long),
+            torch.tensor([len(t) for t in targets]),
+            [t for _, t in utts],
+        )
+
+    def _mask(self, x: torch.Tensor, rng: np.random.Generator) -> None:
+        d = self.data
+        for _ in range(d.time_masks):
+            w = int(rng.integers(0, d.time_mask + 1))
+            s = int(rng.integers(0, max(1, x.shape[0] - w)))
+            x[s : s + w] = 0.0
+        for _ in range(d.freq_masks):
+            w = int(rng.integers(0, d.freq_mask + 1))
+            s = int(rng.integers(0, max(1, x.shape[1] - w)))
+            x[:, s : s + w] = 0.0
+
+    def batch(self, step: int) -> EarBatch:
+        return self._batch(step_rng(self.seed, step), self.data.batch_size, augment=True)
+
+    def loss(self, batch: EarBatch) -> torch.Tensor:
+        logp = self.model(batch.feats, batch.lengths)  # (B, T', V)
+        out_len = self.model.frames_out(batch.lengths)
+        return self.ctc(logp.transpose(0, 1), batch.targets, out_len, batch.target_lengths)
+
+    def train_step(
+        self, batch: EarBatch, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
+    ) -> dict[str, float]:
+        self.model.train()
+        batch = batch.to(next(self.model.parameters()).device)
+        loss = self.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_grad_norm)
+        optimizer.step()
+        return {"loss": loss.detach().item()}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """CTC loss and greedy letter / word error rates on a fixed set of utterances (their
+        own random stream: other texts and voices than any training step's)."""
+        if self._val is None:
+            rng = np.random.default_rng([self.seed, _VAL_STREAM])
+            self._val = self._batch(rng, self.data.val_utterances, augment=False)
+        self.model.eval()
+        batch = self._val.to(next(self.model.parameters()).device)
+        logp = self.model(batch.feats, batch.lengths)
+        out_len = self.model.frames_out(batch.lengths)
+        loss = self.ctc(logp.transpose(0, 1), batch.targets, out_len, batch.target_lengths)
+        hyps = [decode_greedy(lp[:n].argmax(-1)) for lp, n in zip(logp, out_len, strict=True)]
+        return {
+            "val_loss": float(loss),
+            "val_cer": float(jiwer.cer(batch.texts, hyps)),
+            "val_wer": float(jiwer.wer(batch.texts, hyps)),
+        }
+
+    def save(self, directory) -> None:
+        self.model.save_pretrained(directory)

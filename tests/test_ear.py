@@ -1,0 +1,158 @@
+"""The Conductor's ear: a CTC letter recognizer trained on generated espeak-ng speech, heard beside
+PocketSphinx, saved beside the Thinker."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from micro_world import one_torch_thread
+
+from mavid.conductor.ear import ALPHABET, EAR_DIR, Ear, EarConfig, decode_greedy, encode_text
+from mavid.conductor.hearing import Hearing, HearingConfig
+from mavid.conductor.thinker import ConductorConfig, ThinkerConductor
+from mavid.data.dialogue import voice_pool
+from mavid.data.domain import INTENTS, known_corpus, paraphrase_split
+from mavid.data.speech import synthesize
+from mavid.interfaces import UserTurn
+from mavid.train import TrainConfig, train_main
+from mavid.train.ear import EarDataConfig, EarTask, common_words
+from mavid.train.loop import read_log
+
+SR = 16_000
+SMALL = EarConfig(dim=32, layers=1, heads=2, ffn=64, dropout=0.0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with one_torch_thread():
+        yield
+
+
+def _ids(text: str) -> list[int]:
+    return [ALPHABET.index(c) + 1 for c in text]
+
+
+def test_letters_encode_and_greedy_decoding_merges_repeats_and_drops_blanks():
+    assert encode_text("Hello, World!") == _ids("hello world")
+    path = [0, *_ids("h"), *_ids("h"), 0, *_ids("e"), *_ids("l"), 0, *_ids("l"), *_ids("o")]
+    assert decode_greedy(torch.tensor(path)) == "hello"
+    spaced = [*_ids(" "), *_ids("a"), *_ids(" "), 0, *_ids(" "), *_ids("b"), *_ids(" ")]
+    assert decode_greedy(torch.tensor(spaced)) == "a b"  # no leading, trailing or double space
+    assert decode_greedy(torch.tensor([0, 0, 0])) == ""
+
+
+def test_bad_audio_is_refused_and_tiny_audio_hears_nothing():
+    ear = Ear(SMALL).eval()
+    with pytest.raises(ValueError, match="NaN"):
+        ear.hear(np.full(SR, np.nan, np.float32), SR)
+    with pytest.raises(ValueError, match="mono"):
+        ear.hear(np.zeros((2, SR), np.float32), SR)
+    assert ear.hear(np.zeros(100, np.float32), SR) == ("", 0.0)
+    text, sure = ear.hear(np.zeros(SR * 2, np.float32), 48_000)  # any rate is resampled
+    assert isinstance(text, str) and 0.0 <= sure <= 1.0
+
+
+def test_the_ear_saves_loads_and_names_a_broken_directory(tmp_path):
+    torch.manual_seed(0)
+    ear = Ear(SMALL).eval()
+    ear.save_pretrained(tmp_path)
+    loaded = Ear.from_pretrained(tmp_path)
+    audio = synthesize("Where is the cafe?", sample_rate=SR).audio
+    assert loaded.config == SMALL and loaded.hear(audio, SR) == ear.hear(audio, SR)
+    (tmp_path / "ear.json").write_text(json.dumps({"dim": "wide"}))
+    with pytest.raises(ValueError, match="ear config"):
+        Ear.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="ear config"):
+        Ear.from_pretrained(tmp_path / "missing")
+
+
+def test_its_batches_are_reproducible_and_never_say_held_out_words_or_voices():
+    task = EarTask(3, EarDataConfig(batch_size=3, val_utterances=2), model=Ear(SMALL))
+    a, b = task.batch(7), task.batch(7)
+    assert a.texts == b.texts and torch.equal(a.feats, b.feats)
+    assert a.texts != task.batch(8).texts
+    assert a.feats.shape[0] == 3 and int(a.target_lengths.sum()) == a.targets.numel()
+    assert set(task.voices).isdisjoint(voice_pool("test", "user") + voice_pool("test", "avatar"))
+    held_out = {
+        p for i in INTENTS for k, p in enumerate(i.paraphrases) if paraphrase_split(i, k) == "test"
+    }
+    assert held_out.isdisjoint(task.texts)
+    words = common_words(6000)
+    assert len(words) == 6000 and {"the", "museum", "hand"} <= set(words)
+    assert all(any(v in w for v in "aeiouy") for w in words)  # no word pieces like "th"
+
+
+def test_ctc_training_learns_a_batch():
+    torch.manual_seed(0)
+    task = EarTask(0, EarDataConfig(batch_size=2), model=Ear(SMALL))
+    batch = task.batch(0)
+    opt = torch.optim.AdamW(task.model.parameters(), 3e-3)
+    first = task.train_step(batch, opt, 1.0, 0)["loss"]
+    for step in range(1, 40):
+        last = task.train_step(batch, opt, 1.0, step)["loss"]
+    assert last < 0.7 * first, (first, last)
+
+
+def test_the_ear_stage_trains_resumably_into_a_loadable_ear(tmp_path):
+    cfg = TrainConfig(
+        stage="ear", data=tmp_path / "no-world", out=tmp_path / "run", steps=2, batch_size=2,
+        threads=1, checkpoint_every=1, progress=False,
+    )  # fmt: skip
+    result = train_main(cfg)
+    assert result.finished and (result.model / "ear.json").exists()
+    ear = Ear.from_pretrained(result.model)
+    assert ear.config == EarConfig()  # the stage trains the default ear
+    rows = read_log(cfg.out / "log.jsonl")
+    assert [r["step"] for r in rows] == [1, 2] and "val_cer" in rows[-1]
+    again = train_main(cfg)  # done already: nothing more runs
+    assert again.step == 2 and again.loop.resumed_from == 2
+
+
+@pytest.fixture(scope="module")
+def known() -> tuple[str, ...]:
+    return tuple(known_corpus())
+
+
+def test_the_hearing_reads_the_ears_letters_only_when_it_is_sure(known):
+    torch.manual_seed(0)
+    ear = Ear(SMALL)
+    turn = UserTurn(audio=synthesize("Is there wifi here?", sample_rate=SR).audio,
+                    audio_sample_rate=SR)  # fmt: skip
+    letters, sure = ear.eval().hear(turn.audio, SR)
+    assert letters and 0.0 < sure < 1.0  # an untrained ear writes letters, unsure of them
+    unsure = Hearing(HearingConfig(corpus=known, ear=True, ear_confidence=min(1.0, sure + 0.01)),
+                     ear)  # fmt: skip
+    words = unsure.transcribe(turn)
+    assert "wifi" in words.split()  # PocketSphinx's
+    sure_ear = Hearing(HearingConfig(corpus=known, ear=True, ear_confidence=sure), ear)
+    assert sure_ear.transcribe(turn) == letters
+    assert sure_ear.apply(turn).text == letters and sure_ear.apply(turn).audio is None
+    silent = UserTurn(audio=np.zeros(SR, np.float32), audio_sample_rate=SR)
+    assert sure_ear.apply(silent) is silent
+    with pytest.raises(ValueError, match="ear"):
+        Hearing(HearingConfig(corpus=known, ear=True))
+    with pytest.raises(ValueError, match="ear_confidence"):
+        HearingConfig(corpus=known, ear_confidence=2.0)
+
+
+def test_a_conductor_saves_and_loads_its_ear_and_drops_a_stale_one(tmp_path, known):
+    conductor = ThinkerConductor.tiny(
+        seed=0, config=ConductorConfig(do_sample=False, max_new_tokens=4)
+    )
+    torch.manual_seed(1)
+    ear = Ear(SMALL)
+    conductor.hearing = Hearing(HearingConfig(corpus=known, ear=True), ear)
+    conductor.save_pretrained(tmp_path)
+    loaded = ThinkerConductor.from_pretrained(tmp_path, conductor.config)
+    assert loaded.hearing is not None and loaded.hearing.ear is not None
+    for k, v in ear.state_dict().items():
+        assert torch.equal(loaded.hearing.ear.state_dict()[k], v)
+    loaded.hearing = Hearing(HearingConfig(corpus=known))  # saved again without an ear
+    loaded.save_pretrained(tmp_path)
+    assert not (tmp_path / EAR_DIR).exists()
+    assert ThinkerConductor.from_pretrained(tmp_path).hearing.ear is None
+    conductor.save_pretrained(tmp_path)
+    (tmp_path / EAR_DIR / "model.safetensors").write_bytes(b"broken")
+    with pytest.raises(ValueError, match="ear weights"):
+        ThinkerConductor.from_pretrained(tmp_path)
