@@ -78,9 +78,10 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
     kinds = turns(args.seconds)
     if conductor.hearing is not None:
-        print(f"hearing: PocketSphinx, {conductor.hearing.config.lm} language model; audio turns "
-              f"are written down first ({QUESTION!r} -> "
-              f"{conductor.hearing.transcribe(kinds['audio'])!r})")  # fmt: skip
+        h = conductor.hearing
+        ear = f"its ear (where sure from {h.config.ear_confidence:g}), else " if h.ear else ""
+        print(f"hearing: {ear}PocketSphinx, {h.config.lm} language model; audio turns are "
+              f"written down first ({QUESTION!r} -> {h.transcribe(kinds['audio'])!r})")  # fmt: skip
     for turn in kinds.values():  # warm-up: first calls allocate and load
         time_turn(conductor, turn)
     print(f"{'turn':<6} {'prompt tok':>10} {'first delta ms':>15} {'total ms':>9} {'tok/s':>7}")

@@ -60,6 +60,13 @@ def test_the_ear_saves_loads_and_names_a_broken_directory(tmp_path):
     loaded = Ear.from_pretrained(tmp_path)
     audio = synthesize("Where is the cafe?", sample_rate=SR).audio
     assert loaded.config == SMALL and loaded.hear(audio, SR) == ear.hear(audio, SR)
+    ear.save_pretrained(tmp_path / "half", storage_dtype=torch.float16)
+    half = Ear.from_pretrained(tmp_path / "half")
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    with torch.inference_mode():
+        feats = ear.features(torch.from_numpy(audio)[None])
+        length = torch.tensor([feats.shape[1]])
+        torch.testing.assert_close(half(feats, length), ear(feats, length), atol=2e-2, rtol=0)
     (tmp_path / "ear.json").write_text(json.dumps({"dim": "wide"}))
     with pytest.raises(ValueError, match="ear config"):
         Ear.from_pretrained(tmp_path)

@@ -160,11 +160,16 @@ class Ear(nn.Module):
         """The letters heard in (N,) float mono audio ('' for none)."""
         return self.hear(audio, sample_rate)[0]
 
-    def save_pretrained(self, directory: str | Path) -> None:
+    def save_pretrained(
+        self, directory: str | Path, storage_dtype: torch.dtype = torch.float32
+    ) -> None:
+        """Config and weights (`storage_dtype` on disk, e.g. float16 to ship: loaded back
+        into float32)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / _CONFIG).write_text(json.dumps(asdict(self.config), indent=1))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(d / _WEIGHTS))
+        state = {k: v.to(storage_dtype).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(d / _WEIGHTS))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Ear:
