@@ -50,10 +50,11 @@ class HearingConfig:
     # keep the audio beside its transcript (the Thinker then hears and reads the turn); off,
     # the transcript replaces it
     keep_audio: bool = False
-    # the ear saved beside the Thinker (`ear/`) hears too; its transcript counts where its
-    # confidence (`Ear.hear`) reaches `ear_confidence`
+    # the ear saved beside the Thinker (`ear/`) hears first; its letters are the transcript
+    # where its confidence (`Ear.hear`) reaches `ear_confidence` (people's voices stay below:
+    # README, "What was tried"), else PocketSphinx writes the turn down
     ear: bool = False
-    ear_confidence: float = 0.6
+    ear_confidence: float = 0.8
 
     def __post_init__(self) -> None:
         if self.lm not in ("domain", "general"):
