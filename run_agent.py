@@ -390,8 +390,10 @@ class ExportCommand(Command):
     def cli_cmd(self) -> None:
         from mavid.train.export import chain_plots, domain_knowledge, export_tiny
 
+        # a new ear's own plot first: the conductor's chain may pass through an earlier
+        # export whose conductor part carries an older ear's
         ear = [self.conductor_ear] if self.conductor_ear is not None else []
-        plots = chain_plots(self.creator, self.conductor, *ear)
+        plots = chain_plots(self.creator, *ear, self.conductor)
         dest = export_tiny(
             self.creator,
             self.conductor,

@@ -213,16 +213,18 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     run = tmp_path / "ear-run"
     Ear(EarConfig(dim=16, layers=1, heads=2, ffn=32)).save_pretrained(run / "model")
     (run / "train_config.json").write_text(json.dumps({"stage": "ear"}))
+    plot_losses(_log(run), run / "loss.png")
     with pytest.raises(ValueError, match="hearing"):  # nothing to hear beside
         export_tiny(creator, conductor, tmp_path / "deaf", ear=run / "model")
     with pytest.raises(ValueError, match="ear_confidence"):
         export_tiny(creator, conductor, tmp_path / "deaf", ear_confidence=0.5)
     with pytest.raises(ValueError, match="ear config"):
         export_tiny(creator, conductor, tmp_path / "deaf", ear=tmp_path / "nowhere")
-    hearing_dir = tmp_path / "hearing-conductor"
+    hearing_dir = tmp_path / "conductor-run" / "model"
     thinker = ThinkerConductor.from_pretrained(conductor)
     thinker.hearing = Hearing(HearingConfig(corpus=tuple(known_corpus())))
     thinker.save_pretrained(hearing_dir)
+    (hearing_dir.parent / "train_config.json").write_text(json.dumps({"stage": "conductor"}))
     plots = chain_plots(creator, hearing_dir, run / "model")
     dest = export_tiny(
         creator, hearing_dir, tmp_path / "tiny", plots, ear=run / "model", ear_confidence=0.7
@@ -235,3 +237,11 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     again = export_tiny(dest / "creator", dest / "conductor", tmp_path / "again")
     assert load_avatar_model(again).conductor.hearing.ear is not None
     assert json.loads((again / "provenance.json").read_text())["runs"]["ear"] == {"stage": "ear"}
+    # a newer ear's plot, not the one the earlier export's conductor part carries
+    newer = tmp_path / "ear-run-2"
+    Ear(EarConfig(dim=16, layers=1, heads=2, ffn=32)).save_pretrained(newer / "model")
+    record = {"stage": "ear", "init": str(run / "model")}
+    (newer / "train_config.json").write_text(json.dumps(record))
+    plot_losses(_log(newer), newer / "loss.png")
+    assert chain_plots(creator, dest / "conductor")["ear"] == dest / "loss-ear.png"
+    assert chain_plots(creator, newer / "model", dest / "conductor")["ear"] == newer / "loss.png"
