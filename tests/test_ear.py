@@ -53,6 +53,15 @@ def test_bad_audio_is_refused_and_tiny_audio_hears_nothing():
     assert isinstance(text, str) and 0.0 <= sure <= 1.0
 
 
+def test_a_turn_longer_than_the_ear_reads_is_cut_not_refused():
+    from mavid.conductor.ear import MAX_SECONDS
+
+    torch.manual_seed(0)
+    ear = Ear(SMALL).eval()
+    noise = np.random.default_rng(0).normal(0, 0.1, int(SR * (MAX_SECONDS + 20))).astype(np.float32)
+    assert ear.hear(noise, SR) == ear.hear(noise[: int(SR * MAX_SECONDS)], SR)
+
+
 def test_the_ear_saves_loads_and_names_a_broken_directory(tmp_path):
     torch.manual_seed(0)
     ear = Ear(SMALL).eval()
