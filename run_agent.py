@@ -376,7 +376,7 @@ class ExportCommand(Command):
     conductor_ear: Path | None = Field(
         None,
         description="An ear run's model/ directory (a letter recognizer of espeak voices, "
-        "mavid.conductor.ear) to hear spoken turns beside PocketSphinx (default: the "
+        "mavid.conductor.ear) to hear spoken turns before PocketSphinx (default: the "
         "conductor directory's own, if any).",
     )
     ear_confidence: float | None = Field(

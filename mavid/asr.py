@@ -16,6 +16,7 @@ import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,19 @@ from pocketsphinx import Decoder, get_model_path
 from mavid.data.domain import domain_corpus
 from mavid.data.speech import resample
 
-__all__ = ["ASR_SAMPLE_RATE", "Recognizer", "normalize_text", "write_arpa"]
+__all__ = ["ASR_SAMPLE_RATE", "Recognizer", "cmu_words", "normalize_text", "write_arpa"]
 
 ASR_SAMPLE_RATE = 16_000
 _DISCOUNT = 0.5  # absolute discounting of the bigram counts
+
+
+@cache
+def cmu_words() -> frozenset[str]:
+    """The words of the CMU pronouncing dictionary shipped with PocketSphinx (lower case,
+    apostrophes kept, alternative pronunciations' "(2)" markers dropped)."""
+    path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return frozenset(re.sub(r"\(\d+\)$", "", line.split(" ", 1)[0]) for line in f)
 
 
 def normalize_text(text: str) -> str:

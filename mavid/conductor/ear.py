@@ -3,13 +3,13 @@
 Why beside PocketSphinx: PocketSphinx's acoustic model was trained on people's speech and
 writes the world's held-out espeak voices down with a WER of ~0.8; an ear trained on hundreds
 of espeak voices at random rates and pitches (never the held-out ones, `mavid.train.ear`) hears
-those far better, while it knows nothing of people's voices. `mavid.conductor.hearing` runs
-both and keeps the transcript the Conductor can make more sense of.
+those far better, while it knows nothing of people's voices. `mavid.conductor.hearing` hears
+with it first and keeps its letters where it is sure of them, else asks PocketSphinx.
 
 Letters, not words: a held-out question may use words no training text had ("I hurt my hand");
 a letter recognizer still writes them down, near enough for the knowledge base's respelling.
 Log-mel at 100 Hz, a strided convolution to 50 Hz, a transformer encoder, one linear layer to
-the alphabet plus CTC's blank; greedy decoding (~10 ms for a 3-s turn on one core).
+the alphabet plus CTC's blank; greedy decoding (~17 ms for a 4-s turn on one core).
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ class Ear(nn.Module):
     def hear(self, audio: np.ndarray, sample_rate: int) -> tuple[str, float]:
         """The letters heard in (N,) float mono audio ('' for none) and how sure the ear is of
         them: the mean probability of the letters it wrote, frame by frame (0 when it wrote
-        none). Voices like those it was trained on score ~0.9, people's voices far less.
+        none). espeak voices it never heard score a median of ~0.8; recordings of people
+        0.6-0.8 (README, "What was tried").
         Thread-safe once in eval mode (`from_pretrained` returns it so)."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
@@ -155,10 +156,6 @@ class Ear(nn.Module):
         letters = ids != 0
         sure = float(best[letters].exp().mean()) if bool(letters.any()) else 0.0
         return decode_greedy(ids), sure
-
-    def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
-        """The letters heard in (N,) float mono audio ('' for none)."""
-        return self.hear(audio, sample_rate)[0]
 
     def save_pretrained(
         self, directory: str | Path, storage_dtype: torch.dtype = torch.float32

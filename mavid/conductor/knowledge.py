@@ -30,16 +30,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
 import numpy as np
-from pocketsphinx import get_model_path
 from rapidfuzz import fuzz, process
 
+from mavid.asr import cmu_words
 from mavid.conductor.saved_config import load_config
 from mavid.conductor.word_reading import WORD, word_table
 from mavid.interfaces import UserTurn
@@ -108,23 +107,18 @@ def _words(text: str) -> list[str]:
     return [w.replace("'", "") for w in WORD.findall(text.lower())]
 
 
-def _spelling(text: str) -> str:
-    return " ".join(_words(text[:MAX_QUERY_CHARS]))
+def _query_words(text: str) -> list[str]:
+    return _words(text[:MAX_QUERY_CHARS])
 
 
 @cache
 def english_words() -> frozenset[str]:
     """The CMU pronouncing dictionary's words (shipped with PocketSphinx), apostrophes
     dropped."""
-    path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return frozenset(
-            re.sub(r"\(\d+\)$", "", line.split(" ", 1)[0]).replace("'", "") for line in f
-        )
+    return frozenset(w.replace("'", "") for w in cmu_words())
 
 
-def _share_of_non_words(text: str) -> float:
-    words = _words(text[:MAX_QUERY_CHARS])
+def _share_of_non_words(words: list[str]) -> float:
     if not words:
         return 0.0
     known = english_words()
@@ -149,7 +143,7 @@ class Knowledge:
         self._unseen_idf = math.log((n + 1) / 0.5)  # a word no text has: the rarest there is
         self._vocab = sorted(w for w in self._idf if len(w) >= MIN_FIXED_LEN)
         self._matrix = np.stack([self.vector(text) for _, text, _ in self._rows])
-        self._spelt = [_spelling(text) for _, text, _ in self._rows]
+        self._spelt = [" ".join(_query_words(text)) for _, text, _ in self._rows]
 
     def _respelt(self, word: str) -> str:
         if word in self._idf or len(word) < MIN_FIXED_LEN or not self._vocab:
@@ -161,8 +155,11 @@ class Knowledge:
 
     def vector(self, text: str) -> np.ndarray:
         """The (dim,) unit vector of `text` (zeros when it has no word)."""
+        return self._vector(_query_words(text))
+
+    def _vector(self, words: list[str]) -> np.ndarray:
         v = np.zeros(self.table.dim, np.float32)
-        for w in _words(text[:MAX_QUERY_CHARS]):
+        for w in words:
             w = self._respelt(w)
             v += self._idf.get(w, self._unseen_idf) * self.table.word(w)
         norm = float(np.linalg.norm(v))
@@ -172,13 +169,14 @@ class Knowledge:
         """The best-matching question of the entry nearest to `text`, and how well the best
         known question matches `text` (cosine, mixed with spelling); None when `text` has no
         word."""
-        query = self.vector(text)
+        words = _query_words(text)
+        query = self._vector(words)
         if not query.any():
             return None
         sims = self._matrix @ query
-        w = self.config.spelling_weight * _share_of_non_words(text)
+        w = self.config.spelling_weight * _share_of_non_words(words)
         if w > 0:
-            alike = process.cdist([_spelling(text)], self._spelt, scorer=fuzz.ratio)[0] / 100.0
+            alike = process.cdist([" ".join(words)], self._spelt, scorer=fuzz.ratio)[0] / 100.0
             sims = (1.0 - w) * sims + w * alike
         entry_sims: dict[int, list[float]] = {}
         question: dict[int, tuple[float, str]] = {}

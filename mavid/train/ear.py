@@ -20,11 +20,10 @@ from importlib import resources
 import jiwer
 import numpy as np
 import torch
-from pocketsphinx import get_model_path
 from torch import nn
 
-from mavid.asr import ASR_SAMPLE_RATE, normalize_text
-from mavid.conductor.ear import Ear, EarConfig, decode_greedy, encode_text
+from mavid.asr import ASR_SAMPLE_RATE, cmu_words, normalize_text
+from mavid.conductor.ear import Ear, decode_greedy, encode_text
 from mavid.data.ambience import ambience, mix_under
 from mavid.data.speech import Voice, synthesize
 from mavid.data.visitor_turns import TurnsConfig, train_voices
@@ -65,10 +64,7 @@ def common_words(n: int) -> tuple[str, ...]:
     vocab = json.loads(root.joinpath("tokenizers/l2_supercat_tokenizer_config.json").read_text())[
         "model"
     ]["vocab"]
-    known = set()
-    with open(f"{get_model_path()}/en-us/cmudict-en-us.dict") as f:
-        for line in f:
-            known.add(re.sub(r"\(\d+\)$", "", line.split(" ", 1)[0]))
+    known = cmu_words()
     words = [
         t[1:]
         for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])
@@ -106,11 +102,10 @@ class EarTask:
         seed: int,
         data: EarDataConfig | None = None,
         model: Ear | None = None,
-        config: EarConfig | None = None,
     ) -> None:
         self.seed = seed
         self.data = data or EarDataConfig()
-        self.model = model if model is not None else Ear(config)
+        self.model = model if model is not None else Ear()
         self.turns = TurnsConfig()
         self.voices = train_voices()
         self.texts = speech_texts()
@@ -189,10 +184,13 @@ class EarTask:
     def batch(self, step: int) -> EarBatch:
         return self._batch(step_rng(self.seed, step), self.data.batch_size, augment=True)
 
-    def loss(self, batch: EarBatch) -> torch.Tensor:
-        logp = self.model(batch.feats, batch.lengths)  # (B, T', V)
+    def _ctc(self, logp: torch.Tensor, batch: EarBatch) -> torch.Tensor:
+        """CTC loss of (B, T', V) log-probabilities against the batch's letters."""
         out_len = self.model.frames_out(batch.lengths)
         return self.ctc(logp.transpose(0, 1), batch.targets, out_len, batch.target_lengths)
+
+    def loss(self, batch: EarBatch) -> torch.Tensor:
+        return self._ctc(self.model(batch.feats, batch.lengths), batch)
 
     def train_step(
         self, batch: EarBatch, optimizer: torch.optim.Optimizer, max_grad_norm: float, step: int
@@ -216,8 +214,8 @@ class EarTask:
         self.model.eval()
         batch = self._val.to(next(self.model.parameters()).device)
         logp = self.model(batch.feats, batch.lengths)
+        loss = self._ctc(logp, batch)
         out_len = self.model.frames_out(batch.lengths)
-        loss = self.ctc(logp.transpose(0, 1), batch.targets, out_len, batch.target_lengths)
         hyps = [decode_greedy(lp[:n].argmax(-1)) for lp, n in zip(logp, out_len, strict=True)]
         return {
             "val_loss": float(loss),
