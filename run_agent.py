@@ -318,6 +318,16 @@ class TrainCommand(Command):
         description="creator-joint: keep the AR decoder as --init left it (the face learns, the "
         "speech stays; no --speech-utterances).",
     )
+    ear_tract: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.5,
+        description="ear: scale each utterance's vocal tract (formants and pitch) by "
+        "U(1 - this, 1 + this), toward people's voices.",
+    )
+    ear_reverb: float = Field(
+        0.0, ge=0.0, le=1.0, description="ear: share of its utterances heard in a room (reverb)."
+    )
     device: str = Field(
         "cpu", description="Where to train: cpu, or cuda (a GPU; same steps, same recipe)."
     )

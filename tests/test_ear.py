@@ -99,6 +99,29 @@ def test_its_batches_are_reproducible_and_never_say_held_out_words_or_voices():
     assert all(any(v in w for v in "aeiouy") for w in words)  # no word pieces like "th"
 
 
+def test_vocal_tracts_and_rooms_change_the_sound_not_the_words_and_stay_reproducible():
+    plain = EarTask(5, EarDataConfig(batch_size=2), model=Ear(SMALL))
+    varied = EarTask(5, EarDataConfig(batch_size=2, tract=0.2, reverb_share=1.0), model=Ear(SMALL))
+    a, b = varied.batch(3), varied.batch(3)
+    assert torch.equal(a.feats, b.feats) and a.texts == b.texts
+    first = plain.batch(3)  # the first utterance says the same text, differently
+    assert a.texts[0] == first.texts[0] and a.lengths[0] != first.lengths[0]
+
+    rng = np.random.default_rng(0)
+    dry = np.zeros(SR, np.float32)
+    dry[SR // 4 : SR // 4 + 800] = np.sin(np.arange(800) * 0.3)  # 50 ms tone, then silence
+    wet = varied._in_room(dry, rng)
+    assert wet.shape == dry.shape and wet.dtype == np.float32
+    rms = lambda x: float(np.sqrt(np.mean(x**2)))  # noqa: E731
+    assert rms(wet) == pytest.approx(rms(dry), rel=1e-3)  # the same loudness
+    after = slice(SR // 4 + 1600, SR // 4 + 3200)  # 50-150 ms after the tone: its echo
+    assert rms(dry[after]) == 0.0 and rms(wet[after]) > 1e-3
+    with pytest.raises(ValueError, match="tract"):
+        EarDataConfig(tract=0.6)
+    with pytest.raises(ValueError, match="ear stage only"):
+        TrainConfig(stage="conductor", data="w", out="o", ear_reverb=0.5)
+
+
 def test_ctc_training_learns_a_batch():
     torch.manual_seed(0)
     task = EarTask(0, EarDataConfig(batch_size=2), model=Ear(SMALL))

@@ -47,12 +47,24 @@ class EarDataConfig:
     freq_masks: int = 2
     freq_mask: int = 12  # mel bands at most per mask
     val_utterances: int = 48
+    # toward people's voices (0: off, and then the batches are those of the first ear runs):
+    # espeak spoken at 16 kHz x U(1 - tract, 1 + tract) and read as 16 kHz, which scales its
+    # formants and pitch together as a longer or shorter vocal tract does
+    tract: float = 0.0
+    reverb_share: float = 0.0  # of utterances spoken in a room (a decaying-noise echo tail)
+    reverb_s: tuple[float, float] = (0.15, 0.8)  # the room's RT60
+    reverb_drr_db: tuple[float, float] = (-3.0, 12.0)  # direct-to-reverberant ratio
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or not 0.0 <= self.domain_share <= 1.0:
             raise ValueError(f"bad ear data config: {self}")
         if not 1 <= self.words[0] <= self.words[1]:
             raise ValueError(f"words must be 1 <= lo <= hi, got {self.words}")
+        if not 0.0 <= self.tract < 0.5 or not 0.0 <= self.reverb_share <= 1.0:
+            raise ValueError(
+                f"tract must be in [0, 0.5) and reverb_share in [0, 1], got {self.tract}, "
+                f"{self.reverb_share}"
+            )
 
 
 @cache
@@ -134,15 +146,35 @@ class EarTask:
             pitch=int(rng.integers(c.pitch[0], c.pitch[1] + 1)),
             pitch_range=int(rng.integers(c.pitch_range[0], c.pitch_range[1] + 1)),
         )
-        words = synthesize(text, voice, sample_rate=ASR_SAMPLE_RATE).audio
+        rate = ASR_SAMPLE_RATE
+        if d.tract:
+            rate = round(ASR_SAMPLE_RATE * float(rng.uniform(1 - d.tract, 1 + d.tract)))
+        words = synthesize(text, voice, sample_rate=rate).audio  # read as ASR_SAMPLE_RATE
         pad = [np.zeros(round(float(rng.uniform(*c.silence_s)) * ASR_SAMPLE_RATE), np.float32)
                for _ in range(2)]  # fmt: skip
         speech = np.concatenate([pad[0], words, pad[1]])
+        if d.reverb_share and rng.random() < d.reverb_share:
+            speech = self._in_room(speech, rng)
         speech *= np.float32(10 ** (float(rng.uniform(*c.gain_db)) / 20))
         if rng.random() < c.noise_share:
             bed = ambience(str(rng.choice(_NOISES)), speech.size, ASR_SAMPLE_RATE, rng)
             speech = mix_under(speech, bed, float(rng.uniform(*c.noise_db)))
         return np.clip(speech, -1, 1).astype(np.float32), normalize_text(text)
+
+    def _in_room(self, speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """`speech` heard in a room: the direct sound plus an exponentially decaying noise
+        tail (RT60 and direct-to-reverberant ratio drawn), at the same loudness."""
+        d = self.data
+        rt60 = float(rng.uniform(*d.reverb_s))
+        t = np.arange(round(rt60 * ASR_SAMPLE_RATE)) / ASR_SAMPLE_RATE
+        tail = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)
+        tail *= 10 ** (-float(rng.uniform(*d.reverb_drr_db)) / 20) / np.sqrt(np.sum(tail**2))
+        tail[0] += 1.0
+        n = speech.size + tail.size - 1
+        size = 1 << (n - 1).bit_length()
+        wet = np.fft.irfft(np.fft.rfft(speech, size) * np.fft.rfft(tail, size), size)[: speech.size]
+        rms = np.sqrt(np.mean(speech**2)) / max(np.sqrt(np.mean(wet**2)), 1e-9)
+        return (wet * rms).astype(np.float32)
 
     def _batch(self, rng: np.random.Generator, size: int, augment: bool) -> EarBatch:
         utts = [self.utterance(rng) for _ in range(size)]

@@ -45,7 +45,8 @@ _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs"
           "split", "max_samples", "warmup_steps", "weight_decay", "max_grad_norm",
           "code_dropout", "conductor_turns", "conductor_augment", "conductor_hearing",
           "history_noise", "video_crop", "creator_preset", "phone_dropout", "speech_utterances",
-          "speech_share", "mouth_weight", "freeze_audio", "conductor_reading")  # fmt: skip
+          "speech_share", "mouth_weight", "freeze_audio", "conductor_reading", "ear_tract",
+          "ear_reverb")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,10 @@ def build_task(cfg: TrainConfig):
     """The stage's TrainTask, with its data read from the world."""
     if cfg.stage == "ear":
         model = Ear.from_pretrained(cfg.init).train() if cfg.init is not None else None
-        return EarTask(cfg.seed, EarDataConfig(batch_size=cfg.batch_size), model=model)
+        data = EarDataConfig(
+            batch_size=cfg.batch_size, tract=cfg.ear_tract, reverb_share=cfg.ear_reverb
+        )
+        return EarTask(cfg.seed, data, model=model)
     samples = iter_samples(cfg.data, cfg.split, cfg.max_samples)
     if cfg.stage == "conductor":
         return ConductorTask(
