@@ -26,6 +26,7 @@ from mavid.interfaces import (
     DirectiveDelta,
     HearingConductor,
     MediaSpec,
+    UnderstandingConductor,
     UserTurn,
 )
 from mavid.segment import ClipSegmenter
@@ -60,6 +61,9 @@ class AnswerObserver:
     def on_heard(self, text: str) -> None:
         """The words of a spoken turn, as the Conductor's hearing wrote them down."""
 
+    def on_understood(self, question: str) -> None:
+        """The known question the Conductor read the turn as (its knowledge base)."""
+
     def on_clip(self, made: MadeClip) -> None: ...
 
 
@@ -74,6 +78,13 @@ class _Heard:
     text: str
 
 
+@dataclass(frozen=True)
+class _Understood:
+    """The known question the turn was read as (before the Conductor's first delta)."""
+
+    question: str
+
+
 def _pump_conductor(
     conductor: Conductor,
     turn: UserTurn,
@@ -83,13 +94,17 @@ def _pump_conductor(
     """Worker thread: forward each delta (or the error that ended the stream) to the loop.
 
     A Conductor that writes spoken turns down (`HearingConductor`: the tiny Thinker with its
-    hearing) reports the words, which go out before the answer does.
+    hearing) reports the words, and one that reads turns as known questions
+    (`UnderstandingConductor`: with its knowledge base) the question; both go out before the
+    answer does.
     """
     try:
+        reports: dict[str, Callable[[str], None]] = {}
         if isinstance(conductor, HearingConductor) and conductor.hears:
-            deltas = conductor.stream(turn, cancel, on_heard=lambda words: put(_Heard(words)))
-        else:
-            deltas = conductor.stream(turn, cancel)
+            reports["on_heard"] = lambda words: put(_Heard(words))
+        if isinstance(conductor, UnderstandingConductor) and conductor.understands:
+            reports["on_understood"] = lambda question: put(_Understood(question))
+        deltas = conductor.stream(turn, cancel, **reports)
         for delta in deltas:
             put(delta)
         put(_End())
@@ -158,6 +173,9 @@ async def run_answer(
                 break
             if isinstance(item, _Heard):
                 observer.on_heard(item.text)
+                continue
+            if isinstance(item, _Understood):
+                observer.on_understood(item.question)
                 continue
             assert isinstance(item, DirectiveDelta)
             observer.on_directive(item)

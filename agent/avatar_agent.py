@@ -157,9 +157,9 @@ class AvatarAgent:
 
     def events(self) -> AsyncIterator[dict[str, Any]]:
         """The session's events from now on (the same JSON objects the peer gets on its
-        `events` channel: state, vad, transcript, directive, clip, barge_in, error), plus
-        `{"type": "dropped", "count": n}` when this reader fell behind. Ends with the session.
-        Each call is an independent reader."""
+        `events` channel: state, vad, transcript, understood, directive, clip, barge_in,
+        error), plus `{"type": "dropped", "count": n}` when this reader fell behind. Ends with
+        the session. Each call is an independent reader."""
         return aiter(self._require().events.subscribe())
 
     async def say(self, speech: str, motion: str | None = None) -> int:

@@ -90,6 +90,9 @@ class _AnswerEvents(AnswerObserver):
     def on_heard(self, text: str) -> None:
         self.session._on_heard(self.answer, text)
 
+    def on_understood(self, question: str) -> None:
+        self.session._answer_event(self.answer, {"type": "understood", "text": question})
+
     def on_clip(self, made: MadeClip) -> None:
         self.session._on_clip(self.answer, made)
 

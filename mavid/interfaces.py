@@ -128,6 +128,26 @@ class HearingConductor(Conductor, Protocol):
 
 
 @runtime_checkable
+class UnderstandingConductor(Conductor, Protocol):
+    """A Conductor that may read a turn as a question it knows (the tiny Thinker with its
+    knowledge base), and says which: `on_understood(question)` once, before the first delta,
+    when it read the turn's words as that question rather than as they were said or typed. (A
+    caption of what the avatar answered, beside the words heard.)"""
+
+    @property
+    def understands(self) -> bool:
+        """Whether turns may be read as known questions (reported through `on_understood`)."""
+        ...
+
+    def stream(
+        self,
+        turn: UserTurn,
+        cancel: CancelToken,
+        on_understood: Callable[[str], None] | None = None,
+    ) -> Iterator[DirectiveDelta]: ...
+
+
+@runtime_checkable
 class CreatorStream(Protocol):
     """An open-ended sequence of clips, each conditioned on the previous one only."""
 

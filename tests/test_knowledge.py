@@ -148,6 +148,22 @@ def test_a_conductor_with_knowledge_reads_new_questions_as_known_ones_and_ships_
         ThinkerConductor.from_pretrained(tmp_path)
 
 
+def test_a_conductor_says_which_known_question_it_read_a_turn_as():
+    from mavid.interfaces import CancelToken, UnderstandingConductor
+
+    conductor = ThinkerConductor.tiny(
+        seed=0, config=ConductorConfig(do_sample=False, max_new_tokens=2)
+    )
+    assert isinstance(conductor, UnderstandingConductor) and not conductor.understands
+    conductor.knowledge = Knowledge(KnowledgeConfig(ENTRIES))
+    assert conductor.understands
+    told: list[str] = []
+    for text in ("is my puppy welcome", "Can I bring my dog?", ""):
+        turn = UserTurn(text=text) if text else UserTurn(audio=np.zeros(1600, np.float32))
+        list(conductor.stream(turn, CancelToken(), on_understood=told.append))
+    assert told == ["Can I bring my dog?"]  # its own known words, or none: nothing to tell
+
+
 def test_letters_count_only_as_much_as_the_words_are_no_words():
     spelt = Knowledge(KnowledgeConfig(ENTRIES, spelling_weight=1.0))
     plain = Knowledge(KnowledgeConfig(ENTRIES))

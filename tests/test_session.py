@@ -69,6 +69,37 @@ async def test_the_words_a_hearing_conductor_heard_are_shown_before_its_answer(
         assert h.events.index(heard[0]) < first_directive
 
 
+async def test_the_known_question_a_turn_was_read_as_is_shown_before_its_answer(
+    harness_factory,
+) -> None:
+    from dataclasses import dataclass, replace
+
+    from mavid.conductor.knowledge import Knowledge, KnowledgeConfig, KnowledgeEntry
+
+    knowledge = Knowledge(
+        KnowledgeConfig((KnowledgeEntry(("Can I bring my dog?",), ("Only guide dogs.",)),))
+    )
+
+    @dataclass
+    class UnderstandingConductor(ScriptedConductor):  # mavid.interfaces.UnderstandingConductor
+        understands: bool = True
+
+        def stream(self, turn, cancel, on_understood=None):
+            read = knowledge.read(turn)
+            if on_understood is not None and read.text != turn.text:
+                on_understood(read.text)
+            yield from super().stream(replace(turn, text=read.text), cancel)
+
+    async with harness_factory(conductor=UnderstandingConductor()) as h:
+        h.type_text("is my puppy welcome")
+        await h.wait_state("listening", within=15, after=2)
+        understood = [e for e in h.events if e["type"] == "understood"]
+        assert understood == [{"type": "understood", "text": "Can I bring my dog?", "turn": 1}]
+        first_directive = next(i for i, e in enumerate(h.events) if e["type"] == "directive")
+        assert h.events.index(understood[0]) < first_directive
+        assert h.conductor.turns[0].text == "Can I bring my dog?"
+
+
 async def test_typed_turn_is_answered(harness_factory, caplog) -> None:
     caplog.set_level(logging.INFO, logger="agent.session")
     async with harness_factory() as h:

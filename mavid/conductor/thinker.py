@@ -353,16 +353,25 @@ class ThinkerConductor:
         """Whether spoken turns are written down first (`mavid.interfaces.HearingConductor`)."""
         return self.hearing is not None
 
+    @property
+    def understands(self) -> bool:
+        """Whether turns may be read as known questions (`mavid.interfaces.
+        UnderstandingConductor`)."""
+        return self.knowledge is not None
+
     def stream(
         self,
         turn: UserTurn,
         cancel: CancelToken,
         on_heard: Callable[[str], None] | None = None,
+        on_understood: Callable[[str], None] | None = None,
     ) -> Iterator[DirectiveDelta]:
         """Yield directive deltas as tokens are generated (blocking; run in a worker thread).
 
         `on_heard(words)`: called once, before the first delta, with what the hearing wrote
         down of a spoken turn (not for typed turns, nor when no word was heard).
+        `on_understood(question)`: called once, after it, with the known question the knowledge
+        base read the turn as (only when it did not read the words as they were).
         Raises Cancelled when `cancel` is set (checked between tokens), ConductorError if the
         model fails, ValueError for a malformed turn. The generation thread never outlives it.
         """
@@ -371,6 +380,8 @@ class ThinkerConductor:
         if on_heard is not None and read.text and not turn.text.strip():
             on_heard(read.text)
         turn = self.read_as_known(read)
+        if on_understood is not None and turn.text != read.text:
+            on_understood(turn.text)
         cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         reading = reading_applied(self.model, self.reading, inputs)

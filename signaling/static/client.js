@@ -49,6 +49,9 @@ function onEvent(event) {
     case "transcript":
       $("directives").append(document.createTextNode(`\nyou: ${event.text}`));
       break;
+    case "understood":  // the known question the avatar read that as
+      $("directives").append(document.createTextNode(`\n(understood: ${event.text})`));
+      break;
     case "error":
       showMessage(`Server: ${event.message}`);
       if (event.fatal) mavid.fatal = event.message;  // the reason the call is about to end

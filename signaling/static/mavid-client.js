@@ -7,8 +7,8 @@
 //   session.on("state", (e) => console.log(e.state));   // or session.addEventListener(...)
 //   session.send("hello");  session.mute(true);  session.hangUp();
 //
-// Events are the server's JSON events (state, vad, transcript, directive, clip, barge_in,
-// error), plus "open" (the events channel is open), "track" and "close" ({reason}).
+// Events are the server's JSON events (state, vad, transcript, understood, directive, clip,
+// barge_in, error), plus "open" (the events channel is open), "track" and "close" ({reason}).
 
 function waitForIce(pc, ms) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
