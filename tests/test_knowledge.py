@@ -69,12 +69,13 @@ def test_read_keeps_known_words_and_replaces_new_ones(knowledge):
     assert knowledge.read(known) is known  # the Thinker reads its own typed forms best
     new = UserTurn(text="is my puppy welcome", video=frames, video_fps=2.0)
     read = knowledge.read(new)
-    assert read.text == "Can I bring my dog?"
+    assert knowledge.lookup(new.text) == "Can I bring my dog?"
+    assert read.text == "can i bring my dog"  # in plain words, as the Thinker was taught
     assert read.video == new.video and read.video_fps == new.video_fps  # the camera stays
     spoken = UserTurn(audio=np.zeros(1600, np.float32))
     assert knowledge.read(spoken) is spoken  # no words: nothing to look up
-    every = Knowledge(KnowledgeConfig(ENTRIES, keep_words_above=2.0))
-    assert every.read(known).text == "Where is the cafe?"
+    every = Knowledge(KnowledgeConfig(ENTRIES, keep_words_above=2.0, plain=False))
+    assert every.read(known).text == "Where is the cafe?"  # as written
 
 
 def test_hostile_text_is_read_within_bounds(knowledge):
@@ -116,7 +117,7 @@ def test_the_domains_knowledge_holds_no_held_out_question():
     assert all(e.answers for e in config.entries)
     # every held-out question is read as a known one (none is near enough to keep its words)
     k = Knowledge(config)
-    assert all(k.read(UserTurn(text=q)).text in known for q in held_out)
+    assert all(k.lookup(q) in known for q in held_out)
 
 
 def test_a_conductor_with_knowledge_reads_new_questions_as_known_ones_and_ships_it(tmp_path):
@@ -131,8 +132,8 @@ def test_a_conductor_with_knowledge_reads_new_questions_as_known_ones_and_ships_
     blind = run_conductor(conductor, turn)
     conductor.knowledge = Knowledge(KnowledgeConfig(ENTRIES))
     known = run_conductor(conductor, turn)
-    assert seen == ["is my puppy welcome", "Can I bring my dog?"]
-    assert known == run_conductor(conductor, UserTurn(text="Can I bring my dog?"))
+    assert seen == ["is my puppy welcome", "can i bring my dog"]
+    assert known == run_conductor(conductor, UserTurn(text="can i bring my dog"))
     del conductor.encoder.encode_prompt
     conductor.save_pretrained(tmp_path)
     loaded = ThinkerConductor.from_pretrained(tmp_path, conductor.config)

@@ -5,11 +5,11 @@ import pytest
 import torch
 from micro_world import micro_world, one_torch_thread
 
-from mavid.conductor.format import SYSTEM_PROMPT, TINY_SYSTEM_PROMPT, TRANSCRIBE_PROMPT
+from mavid.conductor.format import SYSTEM_PROMPT, TINY_SYSTEM_PROMPT, TRANSCRIBE_PROMPT, plain_words
 from mavid.conductor.stage1 import head_correct, spec_augment, stage1_loss
 from mavid.conductor.thinker import ThinkerConductor, TinyThinkerShape
 from mavid.data.domain import intent_by_name
-from mavid.data.visitor_turns import TurnsConfig, plain_words
+from mavid.data.visitor_turns import TurnsConfig
 from mavid.train import TrainConfig
 from mavid.train.data import iter_samples
 from mavid.train.main import build_task

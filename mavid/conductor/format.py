@@ -6,6 +6,8 @@ be empty for plain QA. The same layout is used by the local Thinker and asked of
 
 from __future__ import annotations
 
+import re
+
 M_BOS = "<m_bos>"
 M_EOS = "<m_eos>"
 
@@ -70,6 +72,12 @@ def _user_prefix(system: str) -> str:
 def user_content_start(system: str) -> int:
     """Where the user content (its text first) begins in `user_prompt(system, ...)`."""
     return len(_user_prefix(system))
+
+
+def plain_words(text: str) -> str:
+    """The words of `text` as a transcript: lower case, no punctuation (how the tiny Thinker
+    reads every turn: its typed turns are typed so and its hearing writes so)."""
+    return " ".join(re.sub(r"[?!.,']", "", text.lower()).split())
 
 
 def transcript_target(words: str) -> str:

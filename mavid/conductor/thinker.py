@@ -13,7 +13,7 @@ import queue
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -379,9 +379,12 @@ class ThinkerConductor:
         read = self.prepare(turn)
         if on_heard is not None and read.text and not turn.text.strip():
             on_heard(read.text)
-        turn = self.read_as_known(read)
-        if on_understood is not None and turn.text != read.text:
-            on_understood(turn.text)
+        turn = read
+        known = self.knowledge.lookup(read.text) if self.knowledge is not None else None
+        if known is not None:
+            if on_understood is not None:
+                on_understood(known)
+            turn = replace(read, text=self.knowledge.as_read(known))
         cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         reading = reading_applied(self.model, self.reading, inputs)

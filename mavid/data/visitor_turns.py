@@ -13,11 +13,11 @@ with any voice that is not held out), identities from the train identity pool.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from mavid.conductor.format import plain_words
 from mavid.data.ambience import ambience, mix_under
 from mavid.data.dialogue import (
     IDENTITY_POOL,
@@ -33,7 +33,7 @@ from mavid.data.speech import Voice, synthesize
 from mavid.data.user_camera import render_user_frames
 from mavid.interfaces import UserTurn
 
-__all__ = ["TurnGenerator", "TurnPlan", "TurnsConfig", "drop_words", "plain_words", "train_voices"]
+__all__ = ["TurnGenerator", "TurnPlan", "TurnsConfig", "drop_words", "train_voices"]
 
 _NOISES = ("silence", "rain", "cafe", "hum", "room", "music")
 _STREAM = 4049  # keeps these draws apart from plan_sample's (seed, index) streams
@@ -87,11 +87,6 @@ class TurnPlan:
 def train_voices() -> list[str]:
     """Every voice that is not held out for test (the train pools of both roles)."""
     return sorted(set(voice_pool("train", "user")) | set(voice_pool("train", "avatar")))
-
-
-def plain_words(text: str) -> str:
-    """The words of `text` as a transcript: lower case, no punctuation."""
-    return " ".join(re.sub(r"[?!.,']", "", text.lower()).split())
 
 
 def drop_words(text: str, rng: np.random.Generator, p: float) -> str:

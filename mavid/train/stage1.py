@@ -35,6 +35,7 @@ from mavid.conductor.format import (
     TINY_SYSTEM_PROMPT,
     TRANSCRIBE_PROMPT,
     directive_target,
+    plain_words,
     transcript_target,
 )
 from mavid.conductor.hearing import Hearing, HearingConfig
@@ -55,7 +56,7 @@ from mavid.conductor.tokenizer import build_tiny_tokenizer
 from mavid.conductor.word_reading import WordReading, WordReadingConfig
 from mavid.data.dialogue import DialogueSample
 from mavid.data.domain import domain_corpus, intent_by_name, known_corpus
-from mavid.data.visitor_turns import TurnGenerator, TurnsConfig, drop_words, plain_words
+from mavid.data.visitor_turns import TurnGenerator, TurnsConfig, drop_words
 from mavid.interfaces import UserTurn
 from mavid.train.data import nonempty, pick, step_rng, user_turn
 from mavid.train.loop import optimizer_step
