@@ -175,16 +175,53 @@ def test_the_hearing_reads_the_ears_letters_only_when_it_is_sure(known):
         HearingConfig(corpus=known, ear_confidence=2.0)
 
 
+def test_misfit_is_near_zero_for_the_letters_heard_and_large_for_others():
+    spelt = [0, *_ids("h"), *_ids("h"), 0, *_ids("i"), 0, 0]  # a path saying "hi"
+    logp = torch.full((len(spelt), len(ALPHABET) + 1), -12.0)
+    logp[torch.arange(len(spelt)), torch.tensor(spelt)] = 0.0
+    logp = logp.log_softmax(-1)
+    texts = ["hi", "ho", "high", "hi" * 10]
+    misfit = Ear.misfit(logp, [torch.tensor(encode_text(t)) for t in texts])
+    assert misfit[0] < 0.01 and misfit[1] > 5 and misfit[2] > 5
+    assert misfit[3] == float("inf")  # more letters than frames: cannot have been said
+
+
+def test_the_hearing_takes_a_known_question_that_fits_however_unsure_the_ear(known):
+    torch.manual_seed(0)
+    ear = Ear(SMALL).eval()
+    turn = UserTurn(audio=synthesize("Is there wifi here?", sample_rate=SR).audio,
+                    audio_sample_rate=SR)  # fmt: skip
+    questions = ("Where is the café?", "Hi!", "What time do you open?")
+    logp = ear.listen(turn.audio, SR)
+    misfit = Ear.misfit(logp, [torch.tensor(encode_text(q)) for q in questions])
+    best = int(misfit.argmin())  # (an untrained ear: whichever fits its letters best)
+
+    def hearing(known_misfit: float) -> Hearing:
+        config = HearingConfig(corpus=known, ear=True, ear_confidence=1.0, known=questions,
+                               known_misfit=known_misfit)  # fmt: skip
+        return Hearing(config, ear)
+
+    plain = ("where is the café", "hi", "what time do you open")
+    assert hearing(float(misfit[best])).transcribe(turn) == plain[best]  # in plain words
+    pocketsphinx = Hearing(HearingConfig(corpus=known)).transcribe(turn)
+    assert "wifi" in pocketsphinx.split()  # fitting none, it is PocketSphinx's turn
+    assert hearing(float(misfit[best]) - 1e-3).transcribe(turn) == pocketsphinx
+    with pytest.raises(ValueError, match="known_misfit"):
+        HearingConfig(corpus=known, known_misfit=-1.0)
+
+
 def test_a_conductor_saves_and_loads_its_ear_and_drops_a_stale_one(tmp_path, known):
     conductor = ThinkerConductor.tiny(
         seed=0, config=ConductorConfig(do_sample=False, max_new_tokens=4)
     )
     torch.manual_seed(1)
     ear = Ear(SMALL)
-    conductor.hearing = Hearing(HearingConfig(corpus=known, ear=True), ear)
+    questions = ("Where is the café?", "Hi!")
+    conductor.hearing = Hearing(HearingConfig(corpus=known, ear=True, known=questions), ear)
     conductor.save_pretrained(tmp_path)
     loaded = ThinkerConductor.from_pretrained(tmp_path, conductor.config)
     assert loaded.hearing is not None and loaded.hearing.ear is not None
+    assert loaded.hearing.config == conductor.hearing.config
     for k, v in ear.state_dict().items():
         assert torch.equal(loaded.hearing.ear.state_dict()[k], v)
     loaded.hearing = Hearing(HearingConfig(corpus=known))  # saved again without an ear

@@ -208,6 +208,7 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     from mavid.conductor.ear import EAR_DIR, Ear, EarConfig
     from mavid.conductor.hearing import Hearing, HearingConfig
     from mavid.data.domain import known_corpus
+    from mavid.train.export import domain_knowledge
 
     creator, conductor, _ = results
     run = tmp_path / "ear-run"
@@ -231,6 +232,12 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     )
     hearing = load_avatar_model(dest).conductor.hearing
     assert hearing.ear is not None and hearing.config.ear_confidence == 0.7
+    assert hearing.config.known == ()  # no knowledge base: no known questions to check
+    knowing = export_tiny(
+        creator, hearing_dir, tmp_path / "knowing", ear=run / "model", knowledge=domain_knowledge()
+    )
+    questions = {q for e in domain_knowledge().entries for q in e.questions}
+    assert set(load_avatar_model(knowing).conductor.hearing.config.known) == questions
     assert (dest / "conductor" / EAR_DIR / "model.safetensors").is_file()
     assert json.loads((dest / "provenance.json").read_text())["runs"]["ear"] == {"stage": "ear"}
     # an export of that export keeps the ear and its record

@@ -136,11 +136,9 @@ class Ear(nn.Module):
         return self.head(self.norm(x)).log_softmax(-1)
 
     @torch.inference_mode()
-    def hear(self, audio: np.ndarray, sample_rate: int) -> tuple[str, float]:
-        """The letters heard in (N,) float mono audio ('' for none) and how sure the ear is of
-        them: the mean probability of the letters it wrote, frame by frame (0 when it wrote
-        none). espeak voices it never heard score a median of ~0.8; recordings of people
-        0.6-0.8 (README, "What was tried").
+    def listen(self, audio: np.ndarray, sample_rate: int) -> torch.Tensor | None:
+        """(T', alphabet + 1) log-probabilities of (N,) float mono audio at any rate (cut to
+        MAX_SECONDS); None when it is too short to hear. Raises ValueError for bad audio.
         Thread-safe once in eval mode (`from_pretrained` returns it so)."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
@@ -149,13 +147,47 @@ class Ear(nn.Module):
             raise ValueError("audio contains NaN or inf")
         wave = resample(audio, sample_rate, ASR_SAMPLE_RATE)[: int(MAX_SECONDS * ASR_SAMPLE_RATE)]
         if wave.size < self.config.n_fft:
-            return "", 0.0
+            return None
         feats = self.features(torch.from_numpy(np.ascontiguousarray(wave))[None])
-        logp = self(feats, torch.tensor([feats.shape[1]]))[0]
+        return self(feats, torch.tensor([feats.shape[1]]))[0]
+
+    @staticmethod
+    def letters(logp: torch.Tensor | None) -> tuple[str, float]:
+        """The letters of `listen`'s log-probabilities ('' for none) and how sure the ear is of
+        them: the mean probability of the letters it wrote, frame by frame (0 when it wrote
+        none). espeak voices it never heard score a median of ~0.8; recordings of people
+        0.6-0.8 (README, "What was tried")."""
+        if logp is None:
+            return "", 0.0
         best, ids = logp.max(-1)
-        letters = ids != 0
-        sure = float(best[letters].exp().mean()) if bool(letters.any()) else 0.0
+        written = ids != 0
+        sure = float(best[written].exp().mean()) if bool(written.any()) else 0.0
         return decode_greedy(ids), sure
+
+    @staticmethod
+    @torch.inference_mode()
+    def misfit(logp: torch.Tensor, texts: list[torch.Tensor]) -> torch.Tensor:
+        """How badly each text (`encode_text` ids) fits `listen`'s log-probabilities: its CTC
+        loss above that of the likeliest frame-by-frame path, per letter. ~0 for the words
+        said, 0.1-0.8 for known questions spoken by voices the ear never heard, above 1 for
+        other words (README, "What was tried")."""
+        frames = logp.shape[0]
+        lengths = torch.tensor([len(t) for t in texts])
+        loss = nn.functional.ctc_loss(
+            logp[:, None].expand(frames, len(texts), -1),
+            torch.cat(texts),
+            torch.full((len(texts),), frames),
+            lengths,
+            reduction="none",
+            zero_infinity=True,  # a text too long for the audio: inf -> 0, so refused below
+        )
+        free = -logp.max(-1).values.sum()
+        return torch.where(loss > 0, (loss - free) / lengths.clamp(min=1), math.inf)
+
+    def hear(self, audio: np.ndarray, sample_rate: int) -> tuple[str, float]:
+        """The letters heard in (N,) float mono audio and how sure the ear is of them
+        (`listen`, then `letters`)."""
+        return self.letters(self.listen(audio, sample_rate))
 
     def save_pretrained(
         self, directory: str | Path, storage_dtype: torch.dtype = torch.float32

@@ -175,8 +175,9 @@ def export_tiny(
     to the model's frame size. `knowledge`: the Conductor's knowledge base to ship (e.g.
     `domain_knowledge()`; None: the conductor directory's own, if any). `ear`: an ear run's
     model/ (`mavid.conductor.ear`) to hear before the Conductor's PocketSphinx, trusted from
-    `ear_confidence` on (None: the hearing's default); None keeps the conductor's own, if
-    any. `settings`:
+    `ear_confidence` on (None: the hearing's default), checking the knowledge base's
+    questions first where `knowledge` is given; None keeps the conductor's own, if any.
+    `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
     guidance, the DiT's denoising steps, history noise and anchor); None or absent: the run's.
     """
@@ -203,6 +204,9 @@ def export_tiny(
         hearing_config = dataclasses.replace(thinker.hearing.config, ear=True)
         if ear_confidence is not None:
             hearing_config = dataclasses.replace(hearing_config, ear_confidence=ear_confidence)
+        if knowledge is not None:  # the ear checks the questions the Conductor knows first
+            known = tuple(q for e in knowledge.entries for q in e.questions)
+            hearing_config = dataclasses.replace(hearing_config, known=known)
     elif ear_confidence is not None:
         raise ValueError("ear_confidence is shipped with an ear")
     for stage, png in (plots or {}).items():
