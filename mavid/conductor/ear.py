@@ -168,9 +168,9 @@ class Ear(nn.Module):
     @torch.inference_mode()
     def misfit(logp: torch.Tensor, texts: list[torch.Tensor]) -> torch.Tensor:
         """How badly each text (`encode_text` ids) fits `listen`'s log-probabilities: its CTC
-        loss above that of the likeliest frame-by-frame path, per letter. ~0 for the words
-        said, 0.1-0.8 for known questions spoken by voices the ear never heard, above 1 for
-        other words (README, "What was tried")."""
+        loss per letter (inf where it has more letters than the audio has frames). Known
+        questions spoken by voices the ear never heard: 0.2-1.5; any other question fitted to
+        those turns, or to recordings of people, above 1.6 (README, "What was tried")."""
         frames = logp.shape[0]
         lengths = torch.tensor([len(t) for t in texts])
         loss = nn.functional.ctc_loss(
@@ -179,10 +179,9 @@ class Ear(nn.Module):
             torch.full((len(texts),), frames),
             lengths,
             reduction="none",
-            zero_infinity=True,  # a text too long for the audio: inf -> 0, so refused below
+            zero_infinity=True,  # a text too long for the audio: inf -> 0, refused below
         )
-        free = -logp.max(-1).values.sum()
-        return torch.where(loss > 0, (loss - free) / lengths.clamp(min=1), math.inf)
+        return torch.where(loss > 0, loss / lengths.clamp(min=1), math.inf)
 
     def hear(self, audio: np.ndarray, sample_rate: int) -> tuple[str, float]:
         """The letters heard in (N,) float mono audio and how sure the ear is of them
