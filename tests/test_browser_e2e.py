@@ -88,6 +88,15 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                     "&& e.text === 'hello from the keyboard')",
                     timeout=10_000,
                 )
+                # words the Conductor was never taught: read as the known question nearest,
+                # which the page shows under them
+                await page.wait_for_function(
+                    "window.mavid.events.some(e => e.type === 'understood' "
+                    "&& e.text === 'Hello there.')",
+                    timeout=20_000,
+                )
+                shown = await page.locator("#directives").inner_text()
+                assert "you: hello from the keyboard\n(understood: Hello there.)" in shown, shown
                 await page.click("#hangup")
                 assert (await page.evaluate("window.mavid.states")).pop() == "ended"
             finally:

@@ -20,16 +20,30 @@ function setState(state) {
   mavid.states.push(state);
 }
 
-function addDirective(speech, motion) {
+// The conversation: a line per user turn (and the known question it was read as), a block per
+// answer that its directives stream into.
+let answer = null;
+
+function addLine(className, text) {
   const box = $("directives");
-  if (speech) box.append(document.createTextNode(speech));
+  const div = document.createElement("div");
+  div.className = className;
+  div.textContent = text;
+  box.append(div);
+  box.scrollTop = box.scrollHeight;
+  return div;
+}
+
+function addDirective(speech, motion) {
+  answer ??= addLine("avatar", "");
+  if (speech) answer.append(document.createTextNode(speech));
   if (motion) {
     const span = document.createElement("span");
     span.className = "motion";
     span.textContent = motion;
-    box.append(span);
+    answer.append(span);
   }
-  box.scrollTop = box.scrollHeight;
+  $("directives").scrollTop = $("directives").scrollHeight;
 }
 
 function onEvent(event) {
@@ -38,7 +52,7 @@ function onEvent(event) {
   switch (event.type) {
     case "state":
       setState(event.state);
-      if (event.state === "thinking") $("directives").append(document.createTextNode("\n— "));
+      if (event.state === "thinking") answer = null;  // the next directive starts a new block
       break;
     case "directive":
       addDirective(event.speech, event.motion);
@@ -47,10 +61,10 @@ function onEvent(event) {
       addDirective(" [interrupted]", "");
       break;
     case "transcript":
-      $("directives").append(document.createTextNode(`\nyou: ${event.text}`));
+      addLine("you", `you: ${event.text}`);
       break;
     case "understood":  // the known question the avatar read that as
-      $("directives").append(document.createTextNode(`\n(understood: ${event.text})`));
+      addLine("understood", `(understood: ${event.text})`);
       break;
     case "error":
       showMessage(`Server: ${event.message}`);
