@@ -397,6 +397,13 @@ class ExportCommand(Command):
         "hearing's).",
     )
 
+    conductor_max_frames: int | None = Field(
+        None,
+        ge=1,
+        description="The most camera frames of a turn the Conductor reads, its last ones "
+        "(default: the conductor directory's setting; mavid-tiny's Thinker learnt from 4).",
+    )
+
     def cli_cmd(self) -> None:
         from mavid.train.export import chain_plots, domain_knowledge, export_tiny
 
@@ -412,6 +419,7 @@ class ExportCommand(Command):
             knowledge=domain_knowledge() if self.conductor_knowledge == "domain" else None,
             ear=self.conductor_ear,
             ear_confidence=self.ear_confidence,
+            max_frames=self.conductor_max_frames,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,
             sampler_steps=self.sampler_steps,

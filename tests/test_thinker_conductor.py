@@ -64,7 +64,16 @@ def test_every_modality_subset_streams(tiny: ThinkerConductor, name: str) -> Non
     assert speech or motion
 
 
-def test_placeholders_match_the_layout(tiny: ThinkerConductor) -> None:
+@pytest.fixture
+def all_frames(tiny: ThinkerConductor):
+    """The tiny Thinker reading every frame of a turn (it reads the last 4 as trained)."""
+    tiny.inputs_config.max_frames = None
+    yield tiny
+    tiny.inputs_config.max_frames = 4
+
+
+def test_placeholders_match_the_layout(all_frames: ThinkerConductor) -> None:
+    tiny = all_frames
     batch = tiny.encoder.encode_prompt(TURNS["all"], "sys")
     tok = tiny.tokenizer
     ids = batch["input_ids"][0].tolist()
@@ -78,6 +87,19 @@ def test_placeholders_match_the_layout(tiny: ThinkerConductor) -> None:
     # text first, then audio chunk 0, video chunk 0, audio chunk 1, video chunk 1
     marks = [i for i in ids if i in (tok.audio_bos_token_id, tok.vision_bos_token_id)]
     assert marks == [tok.audio_bos_token_id, tok.vision_bos_token_id] * 2
+
+
+def test_the_tiny_thinker_reads_a_turns_last_frames_as_it_learnt_from(tiny) -> None:
+    # its training turns showed 4 frames; a long turn's 8 or more made it repeat a word
+    assert tiny.inputs_config.max_frames == 4
+    long_turn = replace(TURNS["video"], video=FRAMES * 3)  # 18 frames: 9 s
+    last = replace(TURNS["video"], video=long_turn.video[-4:])
+    a, b = (tiny.encoder.encode_prompt(t, "sys") for t in (long_turn, last))
+    assert a["video_grid_thw"].tolist() == [[2, 4, 4]]
+    assert torch.equal(a["input_ids"], b["input_ids"])
+    assert torch.equal(a["pixel_values_videos"], b["pixel_values_videos"])
+    with pytest.raises(ValueError, match="max_frames"):
+        replace(tiny.inputs_config, max_frames=0)
 
 
 def test_audio_and_video_reach_the_model(tiny: ThinkerConductor) -> None:

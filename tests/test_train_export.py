@@ -204,6 +204,17 @@ def test_the_domains_knowledge_ships_with_the_conductor(results, tmp_path):
     assert load_avatar_model(again).conductor.knowledge.config == domain_knowledge()
 
 
+def test_the_frames_the_conductor_reads_ship_with_it(results, tmp_path):
+    creator, conductor, _ = results
+    dest = export_tiny(creator, conductor, tmp_path / "tiny", max_frames=2)
+    assert load_avatar_model(dest).conductor.inputs_config.max_frames == 2
+    again = export_tiny(dest / "creator", dest / "conductor", tmp_path / "again")
+    assert load_avatar_model(again).conductor.inputs_config.max_frames == 2
+    with pytest.raises(ValueError, match="max_frames"):
+        export_tiny(creator, conductor, tmp_path / "none", max_frames=0)
+    assert not (tmp_path / "none").exists() and not (tmp_path / "none.tmp").exists()
+
+
 def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     from mavid.conductor.ear import EAR_DIR, Ear, EarConfig
     from mavid.conductor.hearing import Hearing, HearingConfig

@@ -55,6 +55,14 @@ class ThinkerInputsConfig:
     # The system prompt the weights were trained with (None: the Conductor's configured one);
     # a model trained from scratch only understands its own.
     system_prompt: str | None = None
+    # The most frames of a turn the Thinker reads: its last ones (None: all). The tiny Thinker
+    # learnt from turns of 4 frames (one chunk); a 4-s turn's 8 unsettle it into repeating
+    # a word ("ThereThereThere…"), so it reads the last 2 s a real turn shows.
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
 
     def save(self, directory: str | Path) -> None:
         (Path(directory) / INPUTS_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2))
@@ -166,8 +174,9 @@ class TurnEncoder:
         if not turn.video:
             return []
         per_chunk = self.config.seconds_per_chunk * turn.video_fps
+        frames = turn.video[-self.config.max_frames :] if self.config.max_frames else turn.video
         chunks: dict[int, list[np.ndarray]] = {}
-        for i, frame in enumerate(turn.video):
+        for i, frame in enumerate(frames):
             chunks.setdefault(math.floor(i / per_chunk + 1e-9), []).append(frame)
         return [chunks[k] for k in sorted(chunks)]
 

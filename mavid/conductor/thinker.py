@@ -260,7 +260,8 @@ class ThinkerConductor:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config)
-        inputs_config = ThinkerInputsConfig(frame_size=shape.frame_size)
+        # the world's visitor turns show 4 frames (mavid.data.dialogue.USER_FRAMES)
+        inputs_config = ThinkerInputsConfig(frame_size=shape.frame_size, max_frames=4)
         feature_extractor = WhisperFeatureExtractor(
             feature_size=shape.num_mel_bins,
             sampling_rate=SAMPLE_RATE,

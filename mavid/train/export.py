@@ -167,6 +167,7 @@ def export_tiny(
     knowledge: KnowledgeConfig | None = None,
     ear: str | Path | None = None,
     ear_confidence: float | None = None,
+    max_frames: int | None = None,
     **settings: float | None,
 ) -> Path:
     """Copy and check the Creator and Conductor results into `dest` (replacing it).
@@ -177,7 +178,8 @@ def export_tiny(
     model/ (`mavid.conductor.ear`) to hear before the Conductor's PocketSphinx, trusted from
     `ear_confidence` on (None: the hearing's default), checking the knowledge base's
     questions first where `knowledge` is given; None keeps the conductor's own, if any.
-    `settings`:
+    `max_frames`: the most camera frames of a turn the Thinker reads (`ThinkerInputsConfig`;
+    None: the conductor's setting). `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
     guidance, the DiT's denoising steps, history noise and anchor); None or absent: the run's.
     """
@@ -195,6 +197,8 @@ def export_tiny(
     if model.audio_codec is None or model.video_vae is None:
         raise ValueError(f"{creator}: mavid-tiny ships its codecs inside the Creator checkpoint")
     thinker = ThinkerConductor.from_pretrained(conductor)  # ConductorError names the directory
+    if max_frames is not None:  # (checked here, before anything is written)
+        inputs = dataclasses.replace(thinker.inputs_config, max_frames=max_frames)
     hearing_config = None
     if ear is not None:
         ear = Path(ear)
@@ -221,6 +225,8 @@ def export_tiny(
     shutil.copytree(conductor, tmp / "conductor")
     if knowledge is not None:
         knowledge.save(tmp / "conductor")
+    if max_frames is not None:
+        inputs.save(tmp / "conductor")
     if ear is not None:
         shutil.rmtree(tmp / "conductor" / EAR_DIR, ignore_errors=True)
         # half precision, like the Creator (the letters heard are the same: tested)
