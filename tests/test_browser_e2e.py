@@ -94,9 +94,20 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                     "window.mavid.events.some(e => e.type === 'understood' "
                     "&& e.text === 'Hello there.')",
                     timeout=20_000,
-                )
+                )  # (the known question a typed turn was read as)
                 shown = await page.locator("#directives").inner_text()
                 assert "you: hello from the keyboard\n(understood: Hello there.)" in shown, shown
+                # and answered as that question (with the camera's frames of the whole call
+                # behind it: the Thinker reads the last 4 it learnt from)
+                await page.wait_for_function(
+                    "(() => { const ev = window.mavid.events; const typed = ev.findIndex(e => "
+                    "e.type === 'transcript' && e.text === 'hello from the keyboard'); "
+                    "const u = ev.slice(typed).find(e => e.type === 'understood'); "
+                    "return u !== undefined && ev.filter(e => e.type === 'directive' && "
+                    "e.turn === u.turn).map(e => e.speech).join('').startsWith('Hello and "
+                    "welcome'); })()",
+                    timeout=20_000,
+                )
                 await page.click("#hangup")
                 assert (await page.evaluate("window.mavid.states")).pop() == "ended"
             finally:

@@ -67,6 +67,8 @@ def test_read_keeps_known_words_and_replaces_new_ones(knowledge):
     frames = (np.zeros((4, 4, 3), np.uint8),)
     known = UserTurn(text="wher is the cafe", video=frames, video_fps=2.0)
     assert knowledge.read(known) is known  # the Thinker reads its own typed forms best
+    as_typed = knowledge.read(UserTurn(text="Where is the Cafe?"))
+    assert as_typed.text == "where is the cafe"  # its own words, plain as it was taught
     new = UserTurn(text="is my puppy welcome", video=frames, video_fps=2.0)
     read = knowledge.read(new)
     assert knowledge.lookup(new.text) == "Can I bring my dog?"

@@ -111,6 +111,27 @@ def test_the_conductor_knows_its_domains_questions(model):
     assert score.intent_accuracy >= CONDUCTOR_BOUND, list(zip(questions, predictions, strict=True))
 
 
+def test_a_calls_worth_of_camera_frames_does_not_unsettle_the_conductor(model):
+    # the agent sends each turn its last 4 s of camera, 8 frames at 2 fps; the Thinker learnt
+    # from turns of 4, and with 8 it used to repeat a word ("ThereThereThere…")
+    intents = [i for i in INTENTS if not i.visual]
+    questions = [
+        next(p for k, p in enumerate(i.paraphrases) if paraphrase_split(i, k) == "train")
+        for i in intents
+    ]
+    rng = np.random.default_rng(0)
+    camera = tuple(rng.integers(0, 255, (84, 112, 3), dtype=np.uint8) for _ in range(8))
+    conductor = model.conductor
+    assert conductor.inputs_config.max_frames == 4
+    long_turns = [run_conductor(conductor, UserTurn(text=q, video=camera)) for q in questions]
+    short = [run_conductor(conductor, UserTurn(text=q, video=camera[-4:])) for q in questions[:5]]
+    assert long_turns[:5] == short
+    names = [i.name for i in intents]
+    score = score_conductor(long_turns, names, ["none"] * len(names), [""] * len(names))
+    assert score.format_validity >= 0.9
+    assert score.intent_accuracy >= CONDUCTOR_BOUND, list(zip(questions, long_turns, strict=True))
+
+
 def test_the_conductor_answers_the_same_questions_spoken(model):
     # the same questions said by the default espeak voice (no camera): its hearing writes them
     # down (PocketSphinx), the Thinker reads the words.
@@ -170,6 +191,37 @@ def test_the_conductors_ear_hears_held_out_voices_pocketsphinx_does_not(model):
     assert with_ear.intent_accuracy >= EAR_BOUND > without.intent_accuracy
 
 
+def test_the_ear_hears_known_questions_in_voices_it_never_heard_as_those_questions(model):
+    # the first training question of every camera-free intent, and its held-out question, each
+    # said by the world's held-out voices: the ear finds the known questions among all the
+    # Conductor knows (written down in plain words, as the Thinker reads them), and takes no
+    # held-out question for a known one
+    from mavid.conductor.format import plain_words
+    from mavid.data.dialogue import voice_pool
+    from mavid.data.speech import Voice, synthesize
+
+    voices = voice_pool("test", "user") + voice_pool("test", "avatar")
+    intents = [i for i in INTENTS if not i.visual]
+
+    def said(split: str) -> list[tuple[str, UserTurn]]:
+        questions = [
+            next(p for k, p in enumerate(i.paraphrases) if paraphrase_split(i, k) == split)
+            for i in intents
+        ]
+        return [
+            (q, UserTurn(audio=synthesize(q, Voice(name=voices[n % len(voices)]),
+                                          sample_rate=16_000).audio, audio_sample_rate=16_000))
+            for n, q in enumerate(questions)
+        ]  # fmt: skip
+
+    hearing = model.conductor.hearing
+    assert hearing.config.known and hearing.ear is not None
+    known = {plain_words(q) for q in hearing.config.known}
+    heard = [hearing.transcribe(t) == plain_words(q) for q, t in said("train")]
+    assert np.mean(heard) >= KNOWN_HEARD_BOUND
+    assert not any(hearing.transcribe(t) in known for _, t in said("test"))
+
+
 def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
     # every camera-free intent's held-out question (test split: never trained on, nor in the
     # knowledge base), typed as written, no camera: the knowledge base gives the Thinker the
@@ -199,13 +251,16 @@ def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
 # Bounds just outside what the shipped weights measured on these samples (fixed seeds):
 # WER 0.72 (random weights, silence or noise: 1.0), frame std 1.89-2.26, mouth opening
 # p90-p10 0.23-0.33 (a still face: 0), Conductor 1.0 on the typed questions without video,
-# 0.6 on the same questions spoken (without its hearing 0.07), 0.77 on their held-out questions
-# typed (without its knowledge base 0.47), 0.37 on those spoken by held-out voices (without its
-# ear 0.2).
+# 0.97 on the same questions spoken (without its hearing 0.07; before the ear checked the
+# known questions, 0.6), 1.0 typed as written with 8 camera frames (4 read), 0.77 on their
+# held-out questions typed (without its knowledge base 0.47), 0.37 on those spoken by held-out
+# voices (without its ear 0.2); the ear heard 0.97 of the known questions said by held-out
+# voices as those questions, and none of the held-out ones as a known question.
 WER_BOUND = 0.9
 FRAME_STD = 1.5
 MOUTH_RANGE = 0.12
 CONDUCTOR_BOUND = 0.8  # chance is 0.03
-SPOKEN_BOUND = 0.5
+SPOKEN_BOUND = 0.9
+KNOWN_HEARD_BOUND = 0.9
 HELD_OUT_BOUND = 0.7
 EAR_BOUND = 0.33

@@ -75,9 +75,10 @@ class KnowledgeConfig:
     # (rapidfuzz ratio / 100, on lower-case words), w = spelling_weight * the share of the
     # text's words the CMU dictionary lacks
     spelling_weight: float = 0.0
-    # the known question handed to the Thinker in plain words (`format.plain_words`: lower
-    # case, no punctuation), as its typed turns and transcripts were in training: the tiny
-    # Thinker answers all 174 known questions so, 11 wrong as written ("Goodbye.")
+    # the text handed to the Thinker (the turn's own words, or the known question) in plain
+    # words (`format.plain_words`: lower case, no punctuation), as its typed turns and
+    # transcripts were in training: the tiny Thinker answers all 174 known questions so, 11
+    # wrong as written ("Goodbye.")
     plain: bool = True
     table: str = "wordllama-l2-supercat-256"
 
@@ -203,12 +204,13 @@ class Knowledge:
         log.debug("%r read as the known question %r (best match %.2f)", text, *found)
         return found[0]
 
-    def as_read(self, question: str) -> str:
-        """A known question as the Thinker is handed it."""
-        return plain_words(question) if self.config.plain else question
+    def as_read(self, text: str) -> str:
+        """Words (a turn's or a known question) as the Thinker is handed them."""
+        return plain_words(text) if self.config.plain and text.strip() else text
 
     def read(self, turn: UserTurn) -> UserTurn:
         """The turn as the Thinker reads it: its own words when they are (nearly) a known
         question or have no word, else the known question nearest to them."""
         question = self.lookup(turn.text)
-        return turn if question is None else replace(turn, text=self.as_read(question))
+        text = self.as_read(turn.text if question is None else question)
+        return turn if text == turn.text else replace(turn, text=text)

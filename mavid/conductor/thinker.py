@@ -381,11 +381,12 @@ class ThinkerConductor:
         if on_heard is not None and read.text and not turn.text.strip():
             on_heard(read.text)
         turn = read
-        known = self.knowledge.lookup(read.text) if self.knowledge is not None else None
-        if known is not None:
-            if on_understood is not None:
+        if self.knowledge is not None:
+            known = self.knowledge.lookup(read.text)
+            if known is not None and on_understood is not None:
                 on_understood(known)
-            turn = replace(read, text=self.knowledge.as_read(known))
+            text = self.knowledge.as_read(read.text if known is None else known)
+            turn = replace(read, text=text)
         cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         reading = reading_applied(self.model, self.reading, inputs)
