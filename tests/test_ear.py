@@ -208,6 +208,8 @@ def test_the_hearing_takes_a_known_question_that_fits_however_unsure_the_ear(kno
     assert hearing(float(misfit[best]) - 1e-3).transcribe(turn) == pocketsphinx
     with pytest.raises(ValueError, match="known_misfit"):
         HearingConfig(corpus=known, known_misfit=-1.0)
+    with pytest.raises(ValueError, match="strings"):
+        HearingConfig(corpus=known, known=(1, 2))
 
 
 def test_a_conductor_saves_and_loads_its_ear_and_drops_a_stale_one(tmp_path, known):

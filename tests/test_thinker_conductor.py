@@ -98,8 +98,9 @@ def test_the_tiny_thinker_reads_a_turns_last_frames_as_it_learnt_from(tiny) -> N
     assert a["video_grid_thw"].tolist() == [[2, 4, 4]]
     assert torch.equal(a["input_ids"], b["input_ids"])
     assert torch.equal(a["pixel_values_videos"], b["pixel_values_videos"])
-    with pytest.raises(ValueError, match="max_frames"):
-        replace(tiny.inputs_config, max_frames=0)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="max_frames"):
+            replace(tiny.inputs_config, max_frames=bad)
 
 
 def test_audio_and_video_reach_the_model(tiny: ThinkerConductor) -> None:

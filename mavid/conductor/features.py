@@ -61,7 +61,9 @@ class ThinkerInputsConfig:
     max_frames: int | None = None
 
     def __post_init__(self) -> None:
-        if self.max_frames is not None and self.max_frames < 1:
+        if self.max_frames is not None and (
+            not isinstance(self.max_frames, int) or self.max_frames < 1
+        ):
             raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
 
     def save(self, directory: str | Path) -> None:

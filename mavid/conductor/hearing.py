@@ -72,6 +72,8 @@ class HearingConfig:
             raise ValueError(f"hearing lm must be 'domain' or 'general', got {self.lm!r}")
         if not 0.0 <= self.ear_confidence <= 1.0:
             raise ValueError(f"ear_confidence must be in [0, 1], got {self.ear_confidence}")
+        if not all(isinstance(t, str) for t in (*self.corpus, *self.known)):
+            raise ValueError("the hearing's corpus and known questions must be strings")
         if not self.known_misfit >= 0.0:
             raise ValueError(f"known_misfit must be >= 0, got {self.known_misfit}")
         if self.lm == "domain" and not any(t.strip() for t in self.corpus):
