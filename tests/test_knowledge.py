@@ -103,6 +103,8 @@ def test_the_config_saves_loads_and_refuses_bad_files(tmp_path):
         KnowledgeConfig(ENTRIES, keep_words_above=3.0)
     with pytest.raises(ValueError, match="respell_above"):
         KnowledgeConfig(ENTRIES, respell_above=101.0)
+    with pytest.raises(ValueError, match="plain"):
+        KnowledgeConfig(ENTRIES, plain="yes")
     with pytest.raises(ValueError, match="at least one"):
         KnowledgeConfig(())
     with pytest.raises(ValueError, match="non-empty question"):

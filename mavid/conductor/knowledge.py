@@ -91,6 +91,8 @@ class KnowledgeConfig:
             raise ValueError(f"respell_above must be in [0, 100], got {self.respell_above}")
         if not 0.0 <= self.spelling_weight <= 1.0:
             raise ValueError(f"spelling_weight must be in [0, 1], got {self.spelling_weight}")
+        if not isinstance(self.plain, bool):
+            raise ValueError(f"plain must be true or false, got {self.plain!r}")
 
     def save(self, directory: str | Path) -> None:
         data = asdict(self)
