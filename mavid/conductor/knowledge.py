@@ -210,9 +210,14 @@ class Knowledge:
         """Words (a turn's or a known question) as the Thinker is handed them."""
         return plain_words(text) if self.config.plain and text.strip() else text
 
+    def understand(self, turn: UserTurn) -> tuple[UserTurn, str | None]:
+        """The turn as the Thinker reads it (`read`), and the known question (as written) it
+        was read as, None where it kept its own words."""
+        question = self.lookup(turn.text)
+        text = self.as_read(turn.text if question is None else question)
+        return (turn if text == turn.text else replace(turn, text=text)), question
+
     def read(self, turn: UserTurn) -> UserTurn:
         """The turn as the Thinker reads it: its own words when they are (nearly) a known
         question or have no word, else the known question nearest to them."""
-        question = self.lookup(turn.text)
-        text = self.as_read(turn.text if question is None else question)
-        return turn if text == turn.text else replace(turn, text=text)
+        return self.understand(turn)[0]

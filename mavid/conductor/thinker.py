@@ -13,7 +13,7 @@ import queue
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -380,13 +380,9 @@ class ThinkerConductor:
         read = self.prepare(turn)
         if on_heard is not None and read.text and not turn.text.strip():
             on_heard(read.text)
-        turn = read
-        if self.knowledge is not None:
-            known = self.knowledge.lookup(read.text)
-            if known is not None and on_understood is not None:
-                on_understood(known)
-            text = self.knowledge.as_read(read.text if known is None else known)
-            turn = replace(read, text=text)
+        turn, known = (read, None) if self.knowledge is None else self.knowledge.understand(read)
+        if known is not None and on_understood is not None:
+            on_understood(known)
         cancel.raise_if_cancelled()
         inputs = self.encoder.encode_prompt(turn, self.system_prompt).to(self.model.device)
         reading = reading_applied(self.model, self.reading, inputs)
