@@ -28,6 +28,7 @@ from mavid.asr import normalize_text
 from mavid.avatar import EMBEDDED_WEIGHTS
 from mavid.conductor.ear import EAR_DIR, Ear, encode_text
 from mavid.conductor.format import plain_words
+from mavid.conductor.hearing import HearingConfig
 from mavid.conductor.knowledge import KnowledgeConfig
 from mavid.data.domain import INTENTS
 from mavid.data.shards import WorldDataset
@@ -64,8 +65,8 @@ def main() -> None:
     ap.add_argument(
         "--accept",
         type=float,
-        default=1.0,
-        help="the misfit at which a known question is taken (HearingConfig)",
+        default=HearingConfig.known_misfit,
+        help="the misfit at which a known question is taken (default: the hearing's)",
     )
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()

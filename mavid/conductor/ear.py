@@ -170,7 +170,7 @@ class Ear(nn.Module):
         """How badly each text (`encode_text` ids) fits `listen`'s log-probabilities: its CTC
         loss per letter (inf where it has more letters than the audio has frames). Known
         questions spoken by voices the ear never heard: 0.2-1.5; any other question fitted to
-        those turns, or to recordings of people, above 1.6 (README, "What was tried")."""
+        those turns, or to recordings of people, above 1.55 (README, "What was tried")."""
         frames = logp.shape[0]
         lengths = torch.tensor([len(t) for t in texts])
         loss = nn.functional.ctc_loss(
