@@ -30,7 +30,7 @@ from mavid.conductor.ear import EAR_DIR, Ear, encode_text
 from mavid.conductor.format import plain_words
 from mavid.conductor.hearing import HearingConfig
 from mavid.conductor.knowledge import KnowledgeConfig
-from mavid.data.domain import INTENTS
+from mavid.data.domain import INTENTS, more_questions
 from mavid.data.shards import WorldDataset
 
 
@@ -75,9 +75,13 @@ def main() -> None:
     knowledge = KnowledgeConfig.load(args.knowledge)
     if knowledge is None:
         raise SystemExit(f"no knowledge base in {args.knowledge}")
-    known = list(dict.fromkeys(plain_words(q) for e in knowledge.entries for q in e.questions))
+    # every way of asking the base has, as the export hands the hearing (`HearingConfig.known`)
+    known = list(
+        dict.fromkeys(plain_words(q) for e in knowledge.entries for q in (*e.questions, *e.also))
+    )
     known_ids = [torch.tensor(encode_text(q)) for q in known]
     intent_of = {plain_words(p): i.name for i in INTENTS for p in i.paraphrases}
+    intent_of |= {plain_words(q): name for name, qs in more_questions().items() for q in qs}
 
     def heard(audio: np.ndarray, rate: int, said: str) -> dict:
         logp = ear.listen(audio, rate)

@@ -1,18 +1,23 @@
 """The museum front-desk domain: intents, paraphrases, visual answers, long answers, corpus."""
 
 import pytest
+from rapidfuzz import fuzz
 
+from mavid.conductor.format import plain_words
+from mavid.conductor.knowledge import Knowledge
 from mavid.data.domain import (
     INTENTS,
     PROPS,
     domain_corpus,
     format_directive,
     intent_by_name,
+    more_questions,
     paraphrase_split,
 )
 from mavid.data.faces import parse_motion
 from mavid.data.speech import Voice, synthesize
 from mavid.eval.conductor import directive_valid
+from mavid.train.export import domain_knowledge
 
 
 def test_enough_intents_and_paraphrases():
@@ -72,3 +77,21 @@ def test_held_out_paraphrases_and_corpus():
     for intent in INTENTS:
         assert set(intent.paraphrases) <= set(corpus)
     assert any("<m_bos>" in t for t in corpus)
+
+
+def test_the_other_ways_of_asking_leave_the_held_out_questions_unheard_of():
+    more = more_questions()
+    assert set(more) == {i.name for i in INTENTS}
+    assert sum(map(len, more.values())) >= 500 and all(len(qs) >= 10 for qs in more.values())
+    said = {plain_words(p) for i in INTENTS for p in i.paraphrases}
+    others = [q for qs in more.values() for q in qs]
+    assert len({plain_words(q) for q in others}) == len(others)  # no two alike
+    assert said.isdisjoint(plain_words(q) for q in others)  # none is a paraphrase of the world
+    # none is spelt like, or means nearly the same as, its intent's held-out question
+    knowledge = Knowledge(domain_knowledge())
+    for intent in INTENTS:
+        held_out = intent.paraphrases[-1]
+        assert paraphrase_split(intent, len(intent.paraphrases) - 1) == "test"
+        for q in more[intent.name]:
+            assert fuzz.ratio(plain_words(held_out), plain_words(q)) < 75, (held_out, q)
+            assert float(knowledge.vector(held_out) @ knowledge.vector(q)) < 0.9, (held_out, q)

@@ -2,11 +2,13 @@
 PocketSphinx, saved beside the Thinker."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 from micro_world import one_torch_thread
+from rapidfuzz import fuzz
 
 from mavid.conductor.ear import ALPHABET, EAR_DIR, Ear, EarConfig, decode_greedy, encode_text
 from mavid.conductor.hearing import Hearing, HearingConfig
@@ -210,6 +212,29 @@ def test_the_hearing_takes_a_known_question_that_fits_however_unsure_the_ear(kno
         HearingConfig(corpus=known, known_misfit=-1.0)
     with pytest.raises(ValueError, match="strings"):
         HearingConfig(corpus=known, known=(1, 2))
+
+
+def test_the_hearing_fits_only_the_known_questions_spelt_most_like_the_letters(known):
+    torch.manual_seed(0)
+    ear = Ear(SMALL).eval()
+    turn = UserTurn(audio=synthesize("Is there wifi here?", sample_rate=SR).audio,
+                    audio_sample_rate=SR)  # fmt: skip
+    letters, _ = ear.hear(turn.audio, SR)
+    questions = ("where is the cafe", "hi", "what time do you open", "is there wifi here")
+    logp = ear.listen(turn.audio, SR)
+    misfit = Ear.misfit(logp, [torch.tensor(encode_text(q)) for q in questions])
+    alike = [fuzz.ratio(letters, q) for q in questions]
+
+    def heard(shortlist: int) -> str:
+        config = HearingConfig(corpus=known, ear=True, ear_confidence=1.0, known=questions,
+                               known_misfit=math.inf, known_shortlist=shortlist)  # fmt: skip
+        return Hearing(config, ear).transcribe(turn)
+
+    assert heard(1) == questions[int(np.argmax(alike))]  # the only one tried: it fits "enough"
+    assert heard(len(questions)) == questions[int(misfit.argmin())]  # all tried: the best fit
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="known_shortlist"):
+            HearingConfig(corpus=known, known_shortlist=bad)
 
 
 def test_a_conductor_saves_and_loads_its_ear_and_drops_a_stale_one(tmp_path, known):

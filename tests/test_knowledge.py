@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from micro_world import one_torch_thread
 
+from mavid.conductor.format import plain_words
 from mavid.conductor.knowledge import (
     KNOWLEDGE_CONFIG_NAME,
     MAX_QUERY_CHARS,
@@ -181,3 +182,43 @@ def test_letters_count_only_as_much_as_the_words_are_no_words():
         assert spelt.nearest(text) == plain.nearest(text)
     with pytest.raises(ValueError, match="spelling_weight"):
         KnowledgeConfig(ENTRIES, spelling_weight=1.5)
+
+
+def test_other_ways_of_asking_find_their_entry_but_the_thinker_gets_its_own_question():
+    cafe = KnowledgeEntry(ENTRIES[1].questions, ENTRIES[1].answers, ("Is the Blue Parrot open?",))
+    knowledge = Knowledge(KnowledgeConfig((ENTRIES[0], cafe, *ENTRIES[2:])))
+    without = Knowledge(KnowledgeConfig(ENTRIES))
+    # the cafe's name is found only by the other way of asking (else: the opening hours)
+    assert without.nearest("is the blue parrot open")[0] not in cafe.questions
+    # which matches itself exactly, yet never reaches the Thinker: the turn is read as the
+    # entry's own question nearest to it, and is never kept as it is (it was never taught)
+    question, score = knowledge.nearest("is the blue parrot open")
+    assert question in cafe.questions and score < 0.9
+    assert knowledge.read(UserTurn(text="Is the Blue Parrot open?")).text == plain_words(question)
+    with pytest.raises(ValueError, match="strings"):
+        KnowledgeEntry(("Can I bring my dog?",), also=("ok", 3))
+
+
+def test_an_entrys_letters_count_by_its_best_spelt_texts(tmp_path):
+    # many ways of asking spelt unlike the ear's letters drown the one spelt like them in a mean
+    many = tuple(f"Is there a place where people may sit number {n}?" for n in range(12))
+    entries = (
+        KnowledgeEntry(("Can I bring my dog?", *many[:1]), also=many[1:]),
+        KnowledgeEntry(("Where is the cafe?", "Can I get a coffee?")),
+    )
+    garbled = "kanaibrinmaidog"
+    best = Knowledge(KnowledgeConfig(entries, spelling_weight=1.0, spelling_best=1))
+    mean = Knowledge(KnowledgeConfig(entries, spelling_weight=1.0, spelling_best=100))
+    assert best.nearest(garbled)[0] == "Can I bring my dog?"
+    assert mean.nearest(garbled)[0] != "Can I bring my dog?"
+    config = KnowledgeConfig(entries, spelling_best=2)
+    config.save(tmp_path)
+    assert KnowledgeConfig.load(tmp_path) == config
+    (tmp_path / KNOWLEDGE_CONFIG_NAME).write_text(
+        json.dumps({"entries": [{"questions": ["Hi?"], "also": "Hello?"}]})
+    )
+    with pytest.raises(ValueError, match=r"malformed.*list of texts"):
+        KnowledgeConfig.load(tmp_path)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="spelling_best"):
+            KnowledgeConfig(entries, spelling_best=bad)

@@ -247,8 +247,12 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     knowing = export_tiny(
         creator, hearing_dir, tmp_path / "knowing", ear=run / "model", knowledge=domain_knowledge()
     )
-    questions = {q for e in domain_knowledge().entries for q in e.questions}
-    assert set(load_avatar_model(knowing).conductor.hearing.config.known) == questions
+    # the ear checks every way of asking the knowledge base has, and PocketSphinx's language
+    # model learns the other ways too
+    questions = {q for e in domain_knowledge().entries for q in (*e.questions, *e.also)}
+    knowing_hearing = load_avatar_model(knowing).conductor.hearing.config
+    assert set(knowing_hearing.known) == questions
+    assert set(knowing_hearing.corpus) == set(known_corpus()) | questions
     assert (dest / "conductor" / EAR_DIR / "model.safetensors").is_file()
     assert json.loads((dest / "provenance.json").read_text())["runs"]["ear"] == {"stage": "ear"}
     # an export of that export keeps the ear and its record
