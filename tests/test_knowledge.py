@@ -222,3 +222,35 @@ def test_an_entrys_letters_count_by_its_best_spelt_texts(tmp_path):
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="spelling_best"):
             KnowledgeConfig(entries, spelling_best=bad)
+
+
+def test_common_words_are_classified_and_garbled_letters_are_not():
+    entries = (
+        KnowledgeEntry(("Where is the first aid room?", "I feel sick."), also=("I cut my hand.",)),
+        KnowledgeEntry(("Can I bring my dog?",), also=("Are pets allowed?", "My cat too?")),
+        *ENTRIES[1:2],
+    )
+    knowledge = Knowledge(KnowledgeConfig(entries, spelling_weight=1.0))
+    mean = Knowledge(KnowledgeConfig(entries, spelling_weight=1.0, classifier_c=0.0))
+    assert knowledge._classifier is not None and mean._classifier is None
+    for text in ("is my puppy welcome", "i hurt my finger", "a coffee please"):
+        probs = knowledge._classifier.predict_proba(knowledge.vector(text)[None].astype(float))[0]
+        assert knowledge.nearest(text)[0] in entries[int(np.argmax(probs))].questions, text
+    # letters that are no common words are read as before, by the mean cosine and spelling
+    for garbled in ("kanaibrinmaidog", "i fel di se", "wher iz th cafy"):
+        assert knowledge.nearest(garbled) == mean.nearest(garbled), garbled
+    # the best-matching score (whether a turn keeps its words) is the cosine either way
+    text = "when are you open"
+    assert knowledge.nearest(text)[1] == pytest.approx(mean.nearest(text)[1])
+    one = Knowledge(KnowledgeConfig(ENTRIES[2:3]))  # one entry: nothing to classify
+    assert one._classifier is None and one.nearest("my puppy")[0] == "Can I bring my dog?"
+    for name, bad in (("classifier_c", -1.0), ("classifier_c", float("inf")),
+                      ("classifier_words", -5), ("classifier_words", 2.5)):  # fmt: skip
+        with pytest.raises(ValueError, match=name):
+            KnowledgeConfig(ENTRIES, **{name: bad})
+
+
+def test_a_three_letter_typo_is_respelt_but_not_two():
+    knowledge = Knowledge(KnowledgeConfig(ENTRIES))
+    assert knowledge._respelt("wen") == "when"  # a dropped letter
+    assert knowledge._respelt("th") == "th" and knowledge._respelt("dgo") == "dgo"

@@ -252,16 +252,16 @@ def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
 # WER 0.72 (random weights, silence or noise: 1.0), frame std 1.89-2.26, mouth opening
 # p90-p10 0.23-0.33 (a still face: 0), Conductor 1.0 on the typed questions without video,
 # 1.0 on the same questions spoken (without its hearing 0.07; before the ear checked the
-# known questions, 0.6), 1.0 typed as written with 8 camera frames (4 read), 0.93 on their
+# known questions, 0.6), 1.0 typed as written with 8 camera frames (4 read), 1.0 on their
 # held-out questions typed (without its knowledge base 0.47; round 8's base, without the other
-# ways of asking, 0.83), 0.63 on those spoken by held-out voices (without its ear 0.17; round
-# 8: 0.47, round 7's ear 0.37); the ear heard all the known questions said by held-out voices
-# as those questions, and none of the held-out ones as a known question.
+# ways of asking and the classifier, 0.83), 0.63 on those spoken by held-out voices (without
+# its ear 0.1; round 8: 0.47, round 7's ear 0.37); the ear heard all the known questions said
+# by held-out voices as those questions, and none of the held-out ones as a known question.
 WER_BOUND = 0.9
 FRAME_STD = 1.5
 MOUTH_RANGE = 0.12
 CONDUCTOR_BOUND = 0.8  # chance is 0.03
 SPOKEN_BOUND = 0.9
 KNOWN_HEARD_BOUND = 0.9
-HELD_OUT_BOUND = 0.9
+HELD_OUT_BOUND = 0.95
 EAR_BOUND = 0.6

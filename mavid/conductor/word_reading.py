@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
+from mavid.asr import cmu_words
 from mavid.conductor.saved_config import load_config
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "WordReadingConfig",
     "WordTable",
     "applied",
+    "common_words",
     "reading_applied",
 ]
 
@@ -238,3 +240,22 @@ def reading_applied(
     if reading is None:
         raise ValueError("this batch was made with a word reading: pass it")
     return applied(model, reading, vectors, mask)
+
+
+@cache
+def common_words(n: int) -> tuple[str, ...]:
+    """The `n` most common English words, by their order in WordLlama's tokenizer (its BPE
+    merges come in order of frequency), kept where the CMU dictionary knows them (no word
+    pieces)."""
+    tokenizer = resources.files("wordllama").joinpath(_TABLES["wordllama-l2-supercat-256"][1])
+    vocab = json.loads(tokenizer.read_text())["model"]["vocab"]
+    known = cmu_words()
+    words = [
+        t[1:]
+        for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])
+        if t.startswith("\u2581")
+        and re.fullmatch(r"[a-z]*[aeiouy][a-z]*", t[1:])
+        and len(t) > 2
+        and t[1:] in known
+    ]
+    return tuple(["a", "i", *words][:n])

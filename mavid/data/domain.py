@@ -595,13 +595,13 @@ def known_corpus() -> list[str]:
 
 @cache
 def more_questions() -> dict[str, tuple[str, ...]]:
-    """Per intent, other ways a visitor may ask (`more_questions.json`, 16 per intent less
-    those dropped below), for the Conductor's knowledge base only: the world never says them
-    and no model trains on them.
+    """Per intent, other ways a visitor may ask (`more_questions.json`, ~31 per intent), for
+    the Conductor's knowledge base only: the world never says them and no model trains on them.
 
-    Written by a session that was shown only the known (train and val) questions and the
-    answers, never the held-out ones; of its 544, the 18 spelt like (rapidfuzz ratio >= 75) or
-    meaning nearly the same as (word-vector cosine >= 0.9) their intent's held-out question were
+    Written in two batches of 16 per intent by sessions shown only the known (train and val)
+    questions, the answers and, for the second, the first batch; never the held-out ones. Of
+    the 1,088 written, the 32 spelt like (rapidfuzz ratio >= 75) or meaning nearly the same as
+    (word-vector cosine >= 0.9, in this knowledge base) their intent's held-out question were
     dropped, so the test split's paraphrases stay unheard of (tests/test_domain.py checks it).
     """
     raw = json.loads(resources.files(__package__).joinpath("more_questions.json").read_text())

@@ -11,19 +11,16 @@ batches in a second process while one trains.
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
 import jiwer
 import numpy as np
 import torch
 from torch import nn
 
-from mavid.asr import ASR_SAMPLE_RATE, cmu_words, normalize_text
+from mavid.asr import ASR_SAMPLE_RATE, normalize_text
 from mavid.conductor.ear import Ear, decode_greedy, encode_text
+from mavid.conductor.word_reading import common_words
 from mavid.data.ambience import ambience, mix_under
 from mavid.data.speech import Voice, synthesize
 from mavid.data.visitor_turns import TurnsConfig, train_voices
@@ -65,27 +62,6 @@ class EarDataConfig:
                 f"tract must be in [0, 0.5) and reverb_share in [0, 1], got {self.tract}, "
                 f"{self.reverb_share}"
             )
-
-
-@cache
-def common_words(n: int) -> tuple[str, ...]:
-    """The `n` most common English words, by their order in WordLlama's tokenizer (its BPE
-    merges come in order of frequency), kept where the CMU dictionary knows them (no word
-    pieces)."""
-    root = resources.files("wordllama")
-    vocab = json.loads(root.joinpath("tokenizers/l2_supercat_tokenizer_config.json").read_text())[
-        "model"
-    ]["vocab"]
-    known = cmu_words()
-    words = [
-        t[1:]
-        for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])
-        if t.startswith("\u2581")
-        and re.fullmatch(r"[a-z]*[aeiouy][a-z]*", t[1:])
-        and len(t) > 2
-        and t[1:] in known
-    ]
-    return tuple(["a", "i", *words][:n])
 
 
 @dataclass
