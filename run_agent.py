@@ -328,6 +328,11 @@ class TrainCommand(Command):
     ear_reverb: float = Field(
         0.0, ge=0.0, le=1.0, description="ear: share of its utterances heard in a room (reverb)."
     )
+    ear_more_questions: bool = Field(
+        False,
+        description="ear: its domain texts include the knowledge base's other ways of asking "
+        "(mavid/data/more_questions.json).",
+    )
     device: str = Field(
         "cpu", description="Where to train: cpu, or cuda (a GPU; same steps, same recipe)."
     )

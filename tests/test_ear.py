@@ -14,7 +14,7 @@ from mavid.conductor.ear import ALPHABET, EAR_DIR, Ear, EarConfig, decode_greedy
 from mavid.conductor.hearing import Hearing, HearingConfig
 from mavid.conductor.thinker import ConductorConfig, ThinkerConductor
 from mavid.data.dialogue import voice_pool
-from mavid.data.domain import INTENTS, known_corpus, paraphrase_split
+from mavid.data.domain import INTENTS, known_corpus, more_questions, paraphrase_split
 from mavid.data.speech import synthesize
 from mavid.interfaces import UserTurn
 from mavid.train import TrainConfig, train_main
@@ -122,6 +122,16 @@ def test_vocal_tracts_and_rooms_change_the_sound_not_the_words_and_stay_reproduc
         EarDataConfig(tract=0.6)
     with pytest.raises(ValueError, match="ear stage only"):
         TrainConfig(stage="conductor", data="w", out="o", ear_reverb=0.5)
+
+
+def test_the_ear_may_say_the_knowledge_bases_other_ways_of_asking_too():
+    plain = EarTask(5, EarDataConfig(batch_size=2), model=Ear(SMALL))
+    more = EarTask(5, EarDataConfig(batch_size=2, more_questions=True), model=Ear(SMALL))
+    others = {q for qs in more_questions().values() for q in qs}
+    assert more.texts[: len(plain.texts)] == plain.texts and others <= set(more.texts)
+    assert others.isdisjoint(plain.texts)
+    with pytest.raises(ValueError, match="ear stage only"):
+        TrainConfig(stage="conductor", data="w", out="o", ear_more_questions=True)
 
 
 def test_ctc_training_learns_a_batch():

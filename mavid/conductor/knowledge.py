@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from sklearn.linear_model import LogisticRegression
 
 from mavid.asr import cmu_words
 from mavid.conductor.format import plain_words
@@ -207,6 +206,9 @@ class Knowledge:
         self._spelt = [" ".join(_query_words(text)) for _, text, _ in self._rows]
         self._classifier = None
         if config.classifier_c > 0 and len(config.entries) > 1:
+            # (imported here: 0.7 s, and a Thinker with no knowledge base never needs it)
+            from sklearn.linear_model import LogisticRegression
+
             self._classifier = LogisticRegression(C=config.classifier_c, max_iter=5_000)
             self._classifier.fit(self._matrix.astype(np.float64), entry)
         # (the commonest tokens include pieces such as "se" and "di", which the ear writes)

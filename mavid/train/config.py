@@ -85,6 +85,7 @@ class TrainConfig:
     # share of them heard in a room (0, 0: the first ear runs' batches)
     ear_tract: float = 0.0
     ear_reverb: float = 0.0
+    ear_more_questions: bool = False  # ear: say the knowledge base's other ways of asking too
     device: str = "cpu"  # "cuda" trains on a GPU (the same command and steps as on the CPU)
     workers: int = 0  # processes making batches ahead (worth it for the conductor's turns)
     progress: bool = True
@@ -132,8 +133,10 @@ class TrainConfig:
             )
         if self.conductor_reading != "off" and self.stage != "conductor":
             raise ValueError("conductor_reading is for the conductor stage only")
-        if (self.ear_tract or self.ear_reverb) and self.stage != "ear":
-            raise ValueError("ear_tract and ear_reverb are for the ear stage only")
+        if (self.ear_tract or self.ear_reverb or self.ear_more_questions) and self.stage != "ear":
+            raise ValueError(
+                "ear_tract, ear_reverb and ear_more_questions are for the ear stage only"
+            )
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         try:

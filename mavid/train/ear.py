@@ -22,6 +22,7 @@ from mavid.asr import ASR_SAMPLE_RATE, normalize_text
 from mavid.conductor.ear import Ear, decode_greedy, encode_text
 from mavid.conductor.word_reading import common_words
 from mavid.data.ambience import ambience, mix_under
+from mavid.data.domain import more_questions
 from mavid.data.speech import Voice, synthesize
 from mavid.data.visitor_turns import TurnsConfig, train_voices
 from mavid.train.data import step_rng
@@ -51,6 +52,9 @@ class EarDataConfig:
     reverb_share: float = 0.0  # of utterances spoken in a room (a decaying-noise echo tail)
     reverb_s: tuple[float, float] = (0.15, 0.8)  # the room's RT60
     reverb_drr_db: tuple[float, float] = (-3.0, 12.0)  # direct-to-reverberant ratio
+    # the domain texts said also include the knowledge base's other ways of asking
+    # (`domain.more_questions`: never a held-out question); off, the first ear runs' texts
+    more_questions: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or not 0.0 <= self.domain_share <= 1.0:
@@ -97,6 +101,8 @@ class EarTask:
         self.turns = TurnsConfig()
         self.voices = train_voices()
         self.texts = speech_texts()
+        if self.data.more_questions:
+            self.texts += [q for qs in more_questions().values() for q in qs]
         self.words = common_words(self.data.vocabulary)
         # Zipf's law over the words' ranks: common words often, rare ones sometimes
         w = 1.0 / np.arange(1, len(self.words) + 1)

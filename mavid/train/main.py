@@ -46,7 +46,7 @@ _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs"
           "code_dropout", "conductor_turns", "conductor_augment", "conductor_hearing",
           "history_noise", "video_crop", "creator_preset", "phone_dropout", "speech_utterances",
           "speech_share", "mouth_weight", "freeze_audio", "conductor_reading", "ear_tract",
-          "ear_reverb")  # fmt: skip
+          "ear_reverb", "ear_more_questions")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,10 @@ def build_task(cfg: TrainConfig):
     if cfg.stage == "ear":
         model = Ear.from_pretrained(cfg.init).train() if cfg.init is not None else None
         data = EarDataConfig(
-            batch_size=cfg.batch_size, tract=cfg.ear_tract, reverb_share=cfg.ear_reverb
+            batch_size=cfg.batch_size,
+            tract=cfg.ear_tract,
+            reverb_share=cfg.ear_reverb,
+            more_questions=cfg.ear_more_questions,
         )
         return EarTask(cfg.seed, data, model=model)
     samples = iter_samples(cfg.data, cfg.split, cfg.max_samples)
