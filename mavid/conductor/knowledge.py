@@ -9,16 +9,19 @@ its own words (the Thinker reads typed forms better than the vectors do). Camera
 audio are kept either way: a visual question still needs the camera.
 
 The knowledge base (`knowledge.json` beside the Thinker): entries, each the questions it
-answers (how people ask) and its answers (they help find it, never shown). A sentence's
-vector: the sum of its words' WordLlama vectors (the table of `mavid.conductor.word_reading`,
-shipped in the `wordllama` wheel) weighted by their inverse frequency over the base,
-normalised; a word the base does not have but nearly spells (a dropped letter) is read as
-that word first (`rapidfuzz`). A text's match: that cosine, mixed with how alike the two are
-spelt, letter by letter (rapidfuzz's ratio), as much as the text's words are no English words
-(`spelling_weight` times their share: a typed question's words are words, the ear's letters
-often are not, `mavid.conductor.ear`); so a question is still found in a transcript too
-garbled for whole words. An entry's score: the mean match of its texts; the question read is
-the best-matching question of the best entry.
+answers as the Thinker was taught them, its answers (they help find it, never shown) and other
+ways of asking (`also`: they find it, never handed to the Thinker). A sentence's vector: the
+sum of its words' WordLlama vectors (the table of `mavid.conductor.word_reading`, shipped in
+the `wordllama` wheel) weighted by their inverse frequency over the base, normalised; a word
+the base does not have but nearly spells (a dropped letter) is read as that word first
+(`rapidfuzz`). A turn of common words is read by a logistic regression of the entries over
+their texts' vectors (`scikit-learn`, fitted when the base is built). Other turns (the ear's
+letters, `mavid.conductor.ear`, are often no words) by each text's match: that cosine, mixed
+with how alike the two are spelt, letter by letter (rapidfuzz's ratio), as much as the text's
+words are no English words (`spelling_weight` times their share); so a question is still found
+in a transcript too garbled for whole words. There an entry's score is its texts' mean cosine
+mixed with the likeness of its best-spelt few. The question read is the best-matching of the
+best entry's own questions.
 
 Tried first, and dropped (issue 7): the nearest questions appended to the words as notes, the
 turn's own question left out of them in training; the Thinker, knowing its training
