@@ -254,7 +254,7 @@ def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
 # 1.0 on the same questions spoken (without its hearing 0.07; before the ear checked the
 # known questions, 0.6), 1.0 typed as written with 8 camera frames (4 read), 1.0 on their
 # held-out questions typed (without its knowledge base 0.47; round 8's base, without the other
-# ways of asking and the classifier, 0.83), 0.57 on those spoken by held-out voices (without
+# ways of asking and the classifier, 0.83), 0.63 on those spoken by held-out voices (without
 # its ear 0.1; round 8: 0.47, round 7's ear 0.37); the ear heard all the known questions said
 # by held-out voices as those questions, and none of the held-out ones as a known question.
 WER_BOUND = 0.9
@@ -264,4 +264,4 @@ CONDUCTOR_BOUND = 0.8  # chance is 0.03
 SPOKEN_BOUND = 0.9
 KNOWN_HEARD_BOUND = 0.9
 HELD_OUT_BOUND = 0.95
-EAR_BOUND = 0.5
+EAR_BOUND = 0.55

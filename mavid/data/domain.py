@@ -595,13 +595,13 @@ def known_corpus() -> list[str]:
 
 @cache
 def more_questions() -> dict[str, tuple[str, ...]]:
-    """Per intent, other ways a visitor may ask (`more_questions.json`, ~45 per intent), for
+    """Per intent, other ways a visitor may ask (`more_questions.json`, ~58 per intent), for
     the Conductor's knowledge base only: the world never says them and no model trains on them.
 
-    Written in three batches by sessions shown only the known (train and val) questions, the
-    answers and the earlier batches, never the held-out ones: 16 per intent, 16 more, then 12
-    or 20 aimed at the intents the knowledge base confused most in cross-validation over its
-    own texts. Of the 1,592 written, the 46 spelt like (rapidfuzz ratio >= 75) or meaning
+    Written in four batches by sessions shown only the known (train and val) questions, the
+    answers and the earlier batches, never the held-out ones: 16 per intent, 16 more, then
+    twice 8-20 aimed at the intents the knowledge base confused most in cross-validation over
+    its own texts. Of the 2,008 written, the 52 spelt like (rapidfuzz ratio >= 75) or meaning
     nearly the same as (word-vector cosine >= 0.9, in this knowledge base) their intent's
     held-out question were dropped, so the test split's paraphrases stay unheard of
     (tests/test_domain.py checks it).
