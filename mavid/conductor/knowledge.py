@@ -197,7 +197,9 @@ class Knowledge:
         df = Counter(w for _, text, _ in self._rows for w in set(_words(text)))
         n = len(self._rows)
         self._idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
-        self._unseen_idf = math.log((n + 1) / 0.5)  # a word no text has: the rarest there is
+        # a word no text has weighs as the rarest the base has (not more: "hello from the
+        # keyboard" was read by "keyboard" alone as a question about a thing shown)
+        self._unseen_idf = max(self._idf.values(), default=1.0)
         self._vocab = sorted(w for w in self._idf if len(w) >= MIN_FIXED_LEN)
         self._matrix = np.stack([self.vector(text) for _, text, _ in self._rows])
         entry = np.array([k for k, _, _ in self._rows])
