@@ -70,7 +70,7 @@ class HearingConfig:
     known_misfit: float = 1.2
     # the fit is tried on this many known questions, those spelt most like the ear's letters
     # (rapidfuzz ratio): a question that fits ranks first or second there (239 of 239 spoken
-    # known questions measured, round 9), and fitting all 700 costs 75 ms a turn, 32 about 4
+    # known questions measured, round 9), and fitting 700 cost 75 ms a turn (32: about 4)
     known_shortlist: int = 32
 
     def __post_init__(self) -> None:

@@ -90,7 +90,7 @@ class KnowledgeConfig:
     # text's words the CMU dictionary lacks
     spelling_weight: float = 0.0
     # an entry's spelling likeness: the mean of its best this many texts' (its word vectors'
-    # cosine: the mean of all its texts'). With ~35 ways of asking per entry, the mean of
+    # cosine: the mean of all its texts'). With dozens of ways of asking an entry, the mean of
     # every text's spelling drowns the one spelt like the turn (README, round 9)
     spelling_best: int = 3
     # a text whose words are all among the `classifier_words` commonest English words (of
@@ -217,7 +217,7 @@ class Knowledge:
             self._classifier = LogisticRegression(C=config.classifier_c, max_iter=5_000)
             self._classifier.fit(self._matrix.astype(np.float64), entry)
         # (the commonest tokens include pieces such as "se" and "di", which the ear writes)
-        common = (w for w in common_words(config.classifier_words) if len(w) > 2 or w in "ai")
+        common = (w for w in common_words(config.classifier_words) if len(w) > 2 or w in ("a", "i"))
         self._words = frozenset(common) | self._idf.keys()
 
     def _respelt(self, word: str) -> str:
