@@ -26,9 +26,9 @@ import torch
 
 from mavid.asr import normalize_text
 from mavid.avatar import EMBEDDED_WEIGHTS
-from mavid.conductor.ear import EAR_DIR, Ear, encode_text
+from mavid.conductor.ear import EAR_DIR, Ear
 from mavid.conductor.format import plain_words
-from mavid.conductor.hearing import HearingConfig
+from mavid.conductor.hearing import HearingConfig, known_targets
 from mavid.conductor.knowledge import KnowledgeConfig
 from mavid.data.domain import INTENTS, more_questions
 from mavid.data.shards import WorldDataset
@@ -76,10 +76,7 @@ def main() -> None:
     if knowledge is None:
         raise SystemExit(f"no knowledge base in {args.knowledge}")
     # every way of asking the base has, as the export hands the hearing (`HearingConfig.known`)
-    known = list(
-        dict.fromkeys(plain_words(q) for e in knowledge.entries for q in (*e.questions, *e.also))
-    )
-    known_ids = [torch.tensor(encode_text(q)) for q in known]
+    known, known_ids = known_targets(knowledge.asked())
     intent_of = {plain_words(p): i.name for i in INTENTS for p in i.paraphrases}
     intent_of |= {plain_words(q): name for name, qs in more_questions().items() for q in qs}
 

@@ -34,7 +34,7 @@ from mavid.conductor.format import (
     user_content_start,
     user_prompt,
 )
-from mavid.conductor.saved_config import load_config
+from mavid.conductor.saved_config import check_int, load_config
 from mavid.conductor.word_reading import WORD_INPUTS, WordReading
 from mavid.interfaces import UserTurn
 
@@ -61,10 +61,8 @@ class ThinkerInputsConfig:
     max_frames: int | None = None
 
     def __post_init__(self) -> None:
-        if self.max_frames is not None and (
-            not isinstance(self.max_frames, int) or self.max_frames < 1
-        ):
-            raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
+        if self.max_frames is not None:
+            check_int("max_frames", self.max_frames, 1)
 
     def save(self, directory: str | Path) -> None:
         (Path(directory) / INPUTS_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -37,10 +38,10 @@ from mavid.asr import Recognizer
 from mavid.conductor.ear import EAR_DIR, Ear, encode_text
 from mavid.conductor.features import check_turn
 from mavid.conductor.format import plain_words
-from mavid.conductor.saved_config import load_config
+from mavid.conductor.saved_config import check_int, load_config, texts
 from mavid.interfaces import UserTurn
 
-__all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig"]
+__all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig", "known_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,7 @@ class HearingConfig:
             raise ValueError(f"ear_confidence must be in [0, 1], got {self.ear_confidence}")
         if not all(isinstance(t, str) for t in (*self.corpus, *self.known)):
             raise ValueError("the hearing's corpus and known questions must be strings")
-        if isinstance(self.known_shortlist, bool) or not isinstance(self.known_shortlist, int):
-            raise ValueError(f"known_shortlist must be an integer, got {self.known_shortlist!r}")
-        if self.known_shortlist < 1:
-            raise ValueError(f"known_shortlist must be >= 1, got {self.known_shortlist}")
+        check_int("known_shortlist", self.known_shortlist, 1)
         if not self.known_misfit >= 0.0:
             raise ValueError(f"known_misfit must be >= 0, got {self.known_misfit}")
         if self.lm == "domain" and not any(t.strip() for t in self.corpus):
@@ -96,10 +94,17 @@ class HearingConfig:
     @classmethod
     def load(cls, directory: str | Path) -> HearingConfig | None:
         def build(data: dict) -> HearingConfig:
-            lists = {k: tuple(data.get(k, ())) for k in ("corpus", "known")}
+            lists = {k: texts(data.get(k, [])) for k in ("corpus", "known")}
             return cls(**(data | lists))
 
         return load_config(directory, HEARING_CONFIG_NAME, build)
+
+
+def known_targets(known: Sequence[str]) -> tuple[list[str], list[torch.Tensor]]:
+    """Known questions as the ear would write them (plain words, once each, none without a
+    letter it writes) and as its CTC targets (`Ear.misfit`)."""
+    plain = list(dict.fromkeys(p for p in map(plain_words, known) if encode_text(p)))
+    return plain, [torch.tensor(encode_text(p)) for p in plain]
 
 
 class Hearing:
@@ -112,11 +117,7 @@ class Hearing:
         corpus = config.corpus if config.lm == "domain" else None
         self.recognizer = Recognizer(config.lm, corpus)
         self.ear = ear.eval() if ear is not None and config.ear else None
-        # the known questions as the ear would write them, and as CTC targets
-        self._known = list(
-            dict.fromkeys(p for p in map(plain_words, config.known) if encode_text(p))
-        )
-        self._known_ids = [torch.tensor(encode_text(p)) for p in self._known]
+        self._known, self._known_ids = known_targets(config.known)
 
     @classmethod
     def load(cls, directory: str | Path) -> Hearing | None:

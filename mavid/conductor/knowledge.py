@@ -43,7 +43,7 @@ from rapidfuzz import fuzz, process
 
 from mavid.asr import cmu_words
 from mavid.conductor.format import plain_words
-from mavid.conductor.saved_config import load_config
+from mavid.conductor.saved_config import check_int, load_config, texts
 from mavid.conductor.word_reading import WORD, common_words, word_table
 from mavid.interfaces import UserTurn
 
@@ -70,9 +70,9 @@ class KnowledgeEntry:
 
     def __post_init__(self) -> None:
         for name in ("questions", "answers", "also"):
-            texts = getattr(self, name)
-            if not isinstance(texts, tuple) or not all(isinstance(t, str) for t in texts):
-                raise ValueError(f"a knowledge entry's {name} must be strings, got {texts!r}")
+            given = getattr(self, name)
+            if not isinstance(given, tuple) or not all(isinstance(t, str) for t in given):
+                raise ValueError(f"a knowledge entry's {name} must be strings, got {given!r}")
         if not any(q.strip() for q in self.questions):
             raise ValueError("a knowledge entry needs at least one non-empty question")
 
@@ -119,20 +119,15 @@ class KnowledgeConfig:
             raise ValueError(f"spelling_weight must be in [0, 1], got {self.spelling_weight}")
         if not 0.0 <= self.classifier_c < math.inf:
             raise ValueError(f"classifier_c must be >= 0 and finite, got {self.classifier_c}")
-        if (
-            isinstance(self.classifier_words, bool)
-            or not isinstance(self.classifier_words, int)
-            or self.classifier_words < 0
-        ):
-            raise ValueError(
-                f"classifier_words must be an integer >= 0, got {self.classifier_words!r}"
-            )
-        if isinstance(self.spelling_best, bool) or not isinstance(self.spelling_best, int):
-            raise ValueError(f"spelling_best must be an integer, got {self.spelling_best!r}")
-        if self.spelling_best < 1:
-            raise ValueError(f"spelling_best must be >= 1, got {self.spelling_best}")
+        check_int("classifier_words", self.classifier_words, 0)
+        check_int("spelling_best", self.spelling_best, 1)
         if not isinstance(self.plain, bool):
             raise ValueError(f"plain must be true or false, got {self.plain!r}")
+
+    def asked(self) -> tuple[str, ...]:
+        """Every way of asking the base holds (its entries' questions and `also`), once each:
+        the texts a hearing checks a spoken turn against first."""
+        return tuple(dict.fromkeys(q for e in self.entries for q in (*e.questions, *e.also)))
 
     def save(self, directory: str | Path) -> None:
         data = asdict(self)
@@ -143,20 +138,13 @@ class KnowledgeConfig:
         def build(data: dict) -> KnowledgeConfig:
             entries = tuple(
                 KnowledgeEntry(
-                    _texts(e["questions"]), _texts(e.get("answers", [])), _texts(e.get("also", []))
+                    texts(e["questions"]), texts(e.get("answers", [])), texts(e.get("also", []))
                 )
                 for e in data["entries"]
             )
             return cls(**(data | {"entries": entries}))
 
         return load_config(directory, KNOWLEDGE_CONFIG_NAME, build)
-
-
-def _texts(value: object) -> tuple:
-    """A JSON list of texts as a tuple (a bare string is no list of questions)."""
-    if not isinstance(value, list):
-        raise ValueError(f"expected a list of texts, got {value!r}")
-    return tuple(value)
 
 
 def _words(text: str) -> list[str]:

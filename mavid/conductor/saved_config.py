@@ -22,3 +22,16 @@ def load_config(directory: str | Path, name: str, build: Callable[[Any], T]) -> 
         return build(json.loads(path.read_text()))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(f"malformed {path}: {e}") from e
+
+
+def check_int(name: str, value: object, low: int) -> None:
+    """Refuse a config value that is no integer >= `low` (a JSON true is no integer)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def texts(value: object) -> tuple[str, ...]:
+    """A JSON list of texts as a tuple (a bare string is no list of texts)."""
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ValueError(f"expected a list of texts, got {value!r}")
+    return tuple(value)

@@ -214,9 +214,7 @@ def export_tiny(
             # the ear checks the knowledge base's questions first, and PocketSphinx's language
             # model has the other ways of asking too (round 9: PocketSphinx's transcripts of
             # the spoken test turns found their question 13 % -> 24 %)
-            asked = tuple(
-                dict.fromkeys(q for e in knowledge.entries for q in (*e.questions, *e.also))
-            )
+            asked = knowledge.asked()
             hearing_config = dataclasses.replace(hearing_config, known=asked)
             if hearing_config.lm == "domain":
                 corpus = tuple(dict.fromkeys((*hearing_config.corpus, *asked)))
