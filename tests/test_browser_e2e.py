@@ -91,10 +91,11 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                 # words the Conductor was never taught: read as the known question nearest,
                 # which the page shows under them
                 await page.wait_for_function(
-                    "window.mavid.events.some(e => e.type === 'understood' "
-                    "&& e.text === 'Hello there.')",
+                    "(() => { const ev = window.mavid.events; const typed = ev.findIndex(e => "
+                    "e.type === 'transcript' && e.text === 'hello from the keyboard'); "
+                    "return ev.slice(typed).some(e => e.type === 'understood'); })()",
                     timeout=20_000,
-                )  # (the known question a typed turn was read as)
+                )  # (the known question the typed turn was read as, not the spoken turn's)
                 shown = await page.locator("#directives").inner_text()
                 assert "you: hello from the keyboard\n(understood: Hello there.)" in shown, shown
                 # and answered as that question (with the camera's frames of the whole call
