@@ -401,6 +401,11 @@ class ExportCommand(Command):
         description="How sure the ear must be of its letters for them to count (default: the "
         "hearing's).",
     )
+    ear_words: bool = Field(
+        False,
+        description="Read the ear's letters as words of the questions the Conductor knows (a "
+        "beam search through their words, scored by their bigram: mavid.conductor.ear_words).",
+    )
 
     conductor_max_frames: int | None = Field(
         None,
@@ -424,6 +429,7 @@ class ExportCommand(Command):
             knowledge=domain_knowledge() if self.conductor_knowledge == "domain" else None,
             ear=self.conductor_ear,
             ear_confidence=self.ear_confidence,
+            ear_words=self.ear_words,
             max_frames=self.conductor_max_frames,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,

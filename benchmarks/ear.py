@@ -4,13 +4,14 @@
         [--recordings DIR ...]
 
 Prints, for the world's spoken turns of a split (held-out voices; in the test split held-out
-questions too): the ear's letter and word error rates, how sure it is of its letters
-(`Ear.letters`), how well the questions the Conductor knows fit each turn (`Ear.misfit`: the
-best known question's, and the said question's where it is a known one), and the same for
-recordings of people, in Sphinx's test layout (a `transcription` or `*.transcription` file of
-`<s> words </s> (fileid)` lines beside the fileids' .wav files: e.g. Debian's
-pocketsphinx-testdata, `apt-get download pocketsphinx-testdata && dpkg -x *.deb DIR`, its
-`usr/share/pocketsphinx/test/data/cards` and `.../librivox`).
+questions too): the ear's letter and word error rates, the word error rate of its letters read
+as the known questions' words (`mavid.conductor.ear_words`, as the hearing reads them), how
+sure it is of its letters (`Ear.letters`), how well the questions the Conductor knows fit each
+turn (`Ear.misfit`: the best known question's, and the said question's where it is a known
+one), and the same for recordings of people, in Sphinx's test layout (a `transcription` or
+`*.transcription` file of `<s> words </s> (fileid)` lines beside the fileids' .wav files: e.g.
+Debian's pocketsphinx-testdata, `apt-get download pocketsphinx-testdata && dpkg -x *.deb DIR`,
+its `usr/share/pocketsphinx/test/data/cards` and `.../librivox`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from mavid.asr import normalize_text
 from mavid.avatar import EMBEDDED_WEIGHTS
 from mavid.conductor.ear import EAR_DIR, Ear
+from mavid.conductor.ear_words import WordSearch
 from mavid.conductor.format import plain_words
 from mavid.conductor.hearing import HearingConfig, known_targets
 from mavid.conductor.knowledge import KnowledgeConfig
@@ -77,6 +79,13 @@ def main() -> None:
         raise SystemExit(f"no knowledge base in {args.knowledge}")
     # every way of asking the base has, as the export hands the hearing (`HearingConfig.known`)
     known, known_ids = known_targets(knowledge.asked())
+    defaults = HearingConfig(corpus=("-",))
+    search = WordSearch(
+        knowledge.asked(),
+        defaults.ear_words_lm_weight,
+        defaults.ear_words_score,
+        defaults.ear_words_beam,
+    )
     intent_of = {plain_words(p): i.name for i in INTENTS for p in i.paraphrases}
     intent_of |= {plain_words(q): name for name, qs in more_questions().items() for q in qs}
 
@@ -89,6 +98,7 @@ def main() -> None:
         return {
             "ref": normalize_text(said),
             "hyp": letters or "-",
+            "words": (search.words(logp) if logp is not None else "") or "-",
             "sure": sure,
             "fit": float(misfit[best]),
             "fit_right": own is not None and best == own,
@@ -111,12 +121,14 @@ def main() -> None:
             print(f"{name}: none found")
             continue
         refs, hyps = [r["ref"] for r in rs], [r["hyp"] for r in rs]
+        words = [r["words"] for r in rs]
         sure = np.array([r["sure"] for r in rs])
         fit = np.array([r["fit"] for r in rs])
         own = [r["own_fit"] for r in rs if r["own_fit"] is not None]
         print(
             f"{name:>26}: {len(rs):3d}  CER {jiwer.cer(refs, hyps):.3f}  WER "
-            f"{jiwer.wer(refs, hyps):.3f}  sure p5/p50/max {np.percentile(sure, 5):.2f} / "
+            f"{jiwer.wer(refs, hyps):.3f} (as words {jiwer.wer(refs, words):.3f})  sure "
+            f"p5/p50/max {np.percentile(sure, 5):.2f} / "
             f"{np.median(sure):.2f} / {sure.max():.2f}  best known fit min/p50 {fit.min():.2f} / "
             f"{np.median(fit):.2f}  taken {sum(r['taken'] for r in rs)} (right intent "
             f"{sum(r['taken'] and r['taken_right'] for r in rs)})"

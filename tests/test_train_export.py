@@ -230,6 +230,8 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
         export_tiny(creator, conductor, tmp_path / "deaf", ear=run / "model")
     with pytest.raises(ValueError, match="ear_confidence"):
         export_tiny(creator, conductor, tmp_path / "deaf", ear_confidence=0.5)
+    with pytest.raises(ValueError, match="ear_words"):
+        export_tiny(creator, conductor, tmp_path / "deaf", ear_words=True)
     with pytest.raises(ValueError, match="ear config"):
         export_tiny(creator, conductor, tmp_path / "deaf", ear=tmp_path / "nowhere")
     hearing_dir = tmp_path / "conductor-run" / "model"
@@ -244,8 +246,15 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     hearing = load_avatar_model(dest).conductor.hearing
     assert hearing.ear is not None and hearing.config.ear_confidence == 0.7
     assert hearing.config.known == ()  # no knowledge base: no known questions to check
+    with pytest.raises(ValueError, match="known"):  # nor words to read its letters as
+        export_tiny(creator, hearing_dir, tmp_path / "wordless", ear=run / "model", ear_words=True)
     knowing = export_tiny(
-        creator, hearing_dir, tmp_path / "knowing", ear=run / "model", knowledge=domain_knowledge()
+        creator,
+        hearing_dir,
+        tmp_path / "knowing",
+        ear=run / "model",
+        knowledge=domain_knowledge(),
+        ear_words=True,
     )
     # the ear checks every way of asking the knowledge base has, and PocketSphinx's language
     # model learns the other ways too
@@ -253,6 +262,7 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     knowing_hearing = load_avatar_model(knowing).conductor.hearing.config
     assert set(knowing_hearing.known) == questions
     assert set(knowing_hearing.corpus) == set(known_corpus()) | questions
+    assert knowing_hearing.ear_words and load_avatar_model(knowing).conductor.hearing.word_search
     assert (dest / "conductor" / EAR_DIR / "model.safetensors").is_file()
     assert json.loads((dest / "provenance.json").read_text())["runs"]["ear"] == {"stage": "ear"}
     # an export of that export keeps the ear and its record

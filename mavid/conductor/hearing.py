@@ -15,7 +15,9 @@ PocketSphinx writes those down as before. Before its own letters, the ear checks
 the Conductor knows (`HearingConfig.known`): one whose CTC loss per letter against the turn is
 low enough is what was said, however unsure the ear is (the val split's spoken known questions,
 in voices it never heard: 97 % taken so, none wrongly; from the ear's letters the knowledge
-base finds 66 %).
+base finds 66 %). Where it is sure of its letters, they are read as words of those questions
+(`mavid.conductor.ear_words`: a beam search through their words, scored by their bigram), not
+as the misspelt letters they are.
 (Tried first: both transcripts, the one nearer a known question kept; PocketSphinx's domain
 language model makes every transcript sound like a known question, and it won too often: val
 turns 45 % against 55 % for the sure ear alone.)
@@ -36,6 +38,7 @@ from rapidfuzz import fuzz, process
 
 from mavid.asr import Recognizer
 from mavid.conductor.ear import EAR_DIR, Ear, encode_text
+from mavid.conductor.ear_words import WordSearch
 from mavid.conductor.features import check_turn
 from mavid.conductor.format import plain_words
 from mavid.conductor.saved_config import check_int, load_config, texts
@@ -73,6 +76,13 @@ class HearingConfig:
     # (rapidfuzz ratio): a question that fits ranks first or second there (239 of 239 spoken
     # known questions measured, round 9), and fitting 700 cost 75 ms a turn (32: about 4)
     known_shortlist: int = 32
+    # the ear's letters read as words of the known questions (`mavid.conductor.ear_words`: a
+    # beam search through their words, scored by their bigram with this weight); off: its
+    # greedy letters, misspelt as they come
+    ear_words: bool = False
+    ear_words_lm_weight: float = 1.5
+    ear_words_score: float = -1.0
+    ear_words_beam: int = 64
 
     def __post_init__(self) -> None:
         if self.lm not in ("domain", "general"):
@@ -84,6 +94,11 @@ class HearingConfig:
         check_int("known_shortlist", self.known_shortlist, 1)
         if not self.known_misfit >= 0.0:
             raise ValueError(f"known_misfit must be >= 0, got {self.known_misfit}")
+        check_int("ear_words_beam", self.ear_words_beam, 1)
+        if not (np.isfinite(self.ear_words_lm_weight) and np.isfinite(self.ear_words_score)):
+            raise ValueError("the ear's word search weights must be finite numbers")
+        if self.ear_words and not any(t.strip() for t in self.known):
+            raise ValueError("ear_words reads the ear's letters as known questions: give known")
         if self.lm == "domain" and not any(t.strip() for t in self.corpus):
             raise ValueError("a domain hearing needs a non-empty corpus")
 
@@ -118,6 +133,14 @@ class Hearing:
         self.recognizer = Recognizer(config.lm, corpus)
         self.ear = ear.eval() if ear is not None and config.ear else None
         self._known, self._known_ids = known_targets(config.known)
+        self.word_search = None
+        if self.ear is not None and config.ear_words:
+            self.word_search = WordSearch(
+                config.known,
+                lm_weight=config.ear_words_lm_weight,
+                word_score=config.ear_words_score,
+                beam=config.ear_words_beam,
+            )
 
     @classmethod
     def load(cls, directory: str | Path) -> Hearing | None:
@@ -150,7 +173,9 @@ class Hearing:
                 return known
             log.debug("ear heard %r (sure %.2f)", letters, sure)
             if letters and sure >= self.config.ear_confidence:
-                return letters
+                words = self.word_search.words(logp) if self.word_search is not None else ""
+                log.debug("ear's words %r", words)
+                return words or letters
         return self.recognizer.transcribe(audio, turn.audio_sample_rate)
 
     def _known_heard(self, logp: torch.Tensor | None, letters: str) -> str | None:

@@ -169,6 +169,7 @@ def export_tiny(
     knowledge: KnowledgeConfig | None = None,
     ear: str | Path | None = None,
     ear_confidence: float | None = None,
+    ear_words: bool = False,
     max_frames: int | None = None,
     **settings: float | None,
 ) -> Path:
@@ -180,6 +181,7 @@ def export_tiny(
     model/ (`mavid.conductor.ear`) to hear before the Conductor's PocketSphinx, trusted from
     `ear_confidence` on (None: the hearing's default), checking the knowledge base's
     questions first where `knowledge` is given; None keeps the conductor's own, if any.
+    `ear_words`: the ear's letters read as words of those questions (`HearingConfig.ear_words`).
     `max_frames`: the most camera frames of a turn the Thinker reads (`ThinkerInputsConfig`;
     None: the conductor's setting). `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
@@ -219,8 +221,10 @@ def export_tiny(
             if hearing_config.lm == "domain":
                 corpus = tuple(dict.fromkeys((*hearing_config.corpus, *asked)))
                 hearing_config = dataclasses.replace(hearing_config, corpus=corpus)
-    elif ear_confidence is not None:
-        raise ValueError("ear_confidence is shipped with an ear")
+        if ear_words:  # (raises ValueError where the hearing knows no question)
+            hearing_config = dataclasses.replace(hearing_config, ear_words=True)
+    elif ear_confidence is not None or ear_words:
+        raise ValueError("ear_confidence and ear_words are shipped with an ear")
     for stage, png in (plots or {}).items():
         if not Path(png).is_file():
             raise FileNotFoundError(f"loss plot of {stage!r} not found: {png}")
