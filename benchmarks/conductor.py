@@ -79,7 +79,9 @@ def main() -> None:
     kinds = turns(args.seconds)
     if conductor.hearing is not None:
         h = conductor.hearing
-        ear = f"its ear (where sure from {h.config.ear_confidence:g}), else " if h.ear else ""
+        words = ", read as known words" if h.word_search is not None else ""
+        sure = f"where sure from {h.config.ear_confidence:g}{words}"
+        ear = f"its ear ({sure}), else " if h.ear else ""
         print(f"hearing: {ear}PocketSphinx, {h.config.lm} language model; audio turns are "
               f"written down first ({QUESTION!r} -> {h.transcribe(kinds['audio'])!r})")  # fmt: skip
     for turn in kinds.values():  # warm-up: first calls allocate and load
