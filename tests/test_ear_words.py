@@ -114,3 +114,13 @@ def test_the_hearing_reads_a_sure_ears_letters_as_known_words():
             HearingConfig(corpus=corpus, known=QUESTIONS, ear_words_beam=bad)
     with pytest.raises(ValueError, match="finite"):
         HearingConfig(corpus=corpus, known=QUESTIONS, ear_words_lm_weight=float("nan"))
+
+
+def test_loading_leaves_the_processs_output_alone(capfd, caplog):
+    # KenLM writes a progress bar to the C-level stderr as it loads: it goes to the log instead
+    capfd.readouterr()
+    with caplog.at_level("DEBUG", logger="mavid.conductor.ear_words"):
+        WordSearch(QUESTIONS)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert any("Reading" in r.getMessage() for r in caplog.records)

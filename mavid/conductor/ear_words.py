@@ -12,6 +12,8 @@ left out of the bigram (README, "What was tried", round 10).
 
 from __future__ import annotations
 
+import io
+import logging
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -19,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from wurlitzer import pipes
 
 from mavid.asr import normalize_text, write_arpa
 from mavid.conductor.ear import ALPHABET
 
 __all__ = ["WordSearch"]
+
+log = logging.getLogger(__name__)
 
 _BLANK, _SPACE, _UNK = "<blank>", "|", "<unk>"
 _LETTERS = frozenset(ALPHABET[1:])
@@ -63,8 +68,12 @@ class WordSearch:
         # (spelt with it, the last word was dropped: val word error rate 0.123 against 0.096)
         lexicon = {w: [list(w)] for w in words}
         self._words = create_word_dict(lexicon | {_UNK: [[_UNK]]})
-        with tempfile.TemporaryDirectory() as tmp:  # KenLM reads the whole file at load
+        # KenLM reads the whole file at load, writing a progress bar to the process's stderr:
+        # caught (at the C level) and logged, not left in the server's output
+        notes = io.StringIO()
+        with tempfile.TemporaryDirectory() as tmp, pipes(stdout=None, stderr=notes):
             self._lm = KenLM(str(write_arpa(spoken, Path(tmp) / "words.arpa")), self._words)
+        log.debug("KenLM: %s", " ".join(notes.getvalue().split()))
         space = tokens.get_index(_SPACE)
         trie = Trie(tokens.index_size(), space)
         start = self._lm.start(False)
