@@ -1,6 +1,7 @@
 """The ear's letters read as words: a real CTC beam search (flashlight-text with KenLM) through
 the words of the questions the Conductor knows."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -10,7 +11,7 @@ from micro_world import one_torch_thread
 
 from mavid.conductor.ear import ALPHABET, Ear, EarConfig
 from mavid.conductor.ear_words import WordSearch
-from mavid.conductor.hearing import Hearing, HearingConfig
+from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing, HearingConfig
 from mavid.data.domain import known_corpus
 from mavid.data.speech import synthesize
 from mavid.interfaces import UserTurn
@@ -112,8 +113,23 @@ def test_the_hearing_reads_a_sure_ears_letters_as_known_words():
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match="ear_words_beam"):
             HearingConfig(corpus=corpus, known=QUESTIONS, ear_words_beam=bad)
-    with pytest.raises(ValueError, match="finite"):
-        HearingConfig(corpus=corpus, known=QUESTIONS, ear_words_lm_weight=float("nan"))
+    for bad in (float("nan"), "loud", None, True):
+        with pytest.raises(ValueError, match="ear_words_lm_weight"):
+            HearingConfig(corpus=corpus, known=QUESTIONS, ear_words_lm_weight=bad)
+    with pytest.raises(ValueError, match="ear_words"):
+        HearingConfig(corpus=corpus, known=QUESTIONS, ear_words="yes")
+
+
+def test_a_hearing_with_its_word_search_is_saved_and_loaded(tmp_path):
+    config = HearingConfig(corpus=tuple(known_corpus()), known=QUESTIONS, ear_words=True,
+                           ear_words_lm_weight=1.0, ear_words_beam=8)  # fmt: skip
+    config.save(tmp_path)
+    assert HearingConfig.load(tmp_path) == config
+    saved = json.loads((tmp_path / HEARING_CONFIG_NAME).read_text())
+    for bad in ({"ear_words_score": "high"}, {"ear_words": 1}, {"ear_words_beam": 0}):
+        (tmp_path / HEARING_CONFIG_NAME).write_text(json.dumps(saved | bad))
+        with pytest.raises(ValueError, match="malformed"):
+            HearingConfig.load(tmp_path)
 
 
 def test_loading_leaves_the_processs_output_alone(capfd, caplog):

@@ -41,7 +41,7 @@ from mavid.conductor.ear import EAR_DIR, Ear, encode_text
 from mavid.conductor.ear_words import WordSearch
 from mavid.conductor.features import check_turn
 from mavid.conductor.format import plain_words
-from mavid.conductor.saved_config import check_int, load_config, texts
+from mavid.conductor.saved_config import check_int, check_number, load_config, texts
 from mavid.interfaces import UserTurn
 
 __all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig", "known_targets"]
@@ -95,8 +95,10 @@ class HearingConfig:
         if not self.known_misfit >= 0.0:
             raise ValueError(f"known_misfit must be >= 0, got {self.known_misfit}")
         check_int("ear_words_beam", self.ear_words_beam, 1)
-        if not (np.isfinite(self.ear_words_lm_weight) and np.isfinite(self.ear_words_score)):
-            raise ValueError("the ear's word search weights must be finite numbers")
+        check_number("ear_words_lm_weight", self.ear_words_lm_weight)
+        check_number("ear_words_score", self.ear_words_score)
+        if not isinstance(self.ear_words, bool):
+            raise ValueError(f"ear_words must be true or false, got {self.ear_words!r}")
         if self.ear_words and not any(t.strip() for t in self.known):
             raise ValueError("ear_words reads the ear's letters as known questions: give known")
         if self.lm == "domain" and not any(t.strip() for t in self.corpus):

@@ -4,6 +4,7 @@ knowledge): absent is None, anything unreadable a ValueError naming the file."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,12 @@ def check_int(name: str, value: object, low: int) -> None:
     """Refuse a config value that is no integer >= `low` (a JSON true is no integer)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def check_number(name: str, value: object) -> None:
+    """Refuse a config value that is no finite number (a JSON true is no number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
 def texts(value: object) -> tuple[str, ...]:
