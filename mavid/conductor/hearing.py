@@ -82,7 +82,7 @@ class HearingConfig:
     ear_words: bool = False
     ear_words_lm_weight: float = 1.5
     ear_words_score: float = -1.0
-    ear_words_beam: int = 64
+    ear_words_beam: int = 128
 
     def __post_init__(self) -> None:
         if self.lm not in ("domain", "general"):
