@@ -28,9 +28,8 @@ import torch
 from mavid.asr import normalize_text
 from mavid.avatar import EMBEDDED_WEIGHTS
 from mavid.conductor.ear import EAR_DIR, Ear
-from mavid.conductor.ear_words import WordSearch
 from mavid.conductor.format import plain_words
-from mavid.conductor.hearing import HearingConfig, known_targets
+from mavid.conductor.hearing import HearingConfig, known_targets, word_search
 from mavid.conductor.knowledge import KnowledgeConfig
 from mavid.data.domain import INTENTS, more_questions
 from mavid.data.shards import WorldDataset
@@ -60,7 +59,8 @@ def main() -> None:
         "--knowledge",
         type=Path,
         default=EMBEDDED_WEIGHTS / "conductor",
-        help="the directory of the knowledge.json whose questions are fitted",
+        help="the directory of the knowledge.json whose questions are fitted (and of the "
+        "hearing.json whose word search settings are used)",
     )
     ap.add_argument("--split", default="test", choices=("train", "val", "test"))
     ap.add_argument("--recordings", type=Path, nargs="*", default=[])
@@ -79,13 +79,10 @@ def main() -> None:
         raise SystemExit(f"no knowledge base in {args.knowledge}")
     # every way of asking the base has, as the export hands the hearing (`HearingConfig.known`)
     known, known_ids = known_targets(knowledge.asked())
-    defaults = HearingConfig(corpus=("-",))
-    search = WordSearch(
-        knowledge.asked(),
-        defaults.ear_words_lm_weight,
-        defaults.ear_words_score,
-        defaults.ear_words_beam,
-    )
+    # the word search with the settings of the hearing saved beside that knowledge base (the
+    # hearing's defaults where it has none)
+    hearing = HearingConfig.load(args.knowledge) or HearingConfig(corpus=("-",))
+    search = word_search(hearing, knowledge.asked())
     intent_of = {plain_words(p): i.name for i in INTENTS for p in i.paraphrases}
     intent_of |= {plain_words(q): name for name, qs in more_questions().items() for q in qs}
 

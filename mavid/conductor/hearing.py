@@ -44,7 +44,7 @@ from mavid.conductor.format import plain_words
 from mavid.conductor.saved_config import check_int, check_number, load_config, texts
 from mavid.interfaces import UserTurn
 
-__all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig", "known_targets"]
+__all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig", "known_targets", "word_search"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,17 @@ def known_targets(known: Sequence[str]) -> tuple[list[str], list[torch.Tensor]]:
     return plain, [torch.tensor(encode_text(p)) for p in plain]
 
 
+def word_search(config: HearingConfig, texts: Sequence[str]) -> WordSearch:
+    """The search that reads the ear's letters as words of `texts`, with the config's weights
+    and beam (`ear_words_*`)."""
+    return WordSearch(
+        texts,
+        lm_weight=config.ear_words_lm_weight,
+        word_score=config.ear_words_score,
+        beam=config.ear_words_beam,
+    )
+
+
 class Hearing:
     """Writes down the words of spoken turns (thread-safe; blocking: call from a worker)."""
 
@@ -137,12 +148,7 @@ class Hearing:
         self._known, self._known_ids = known_targets(config.known)
         self.word_search = None
         if self.ear is not None and config.ear_words:
-            self.word_search = WordSearch(
-                config.known,
-                lm_weight=config.ear_words_lm_weight,
-                word_score=config.ear_words_score,
-                beam=config.ear_words_beam,
-            )
+            self.word_search = word_search(config, config.known)
 
     @classmethod
     def load(cls, directory: str | Path) -> Hearing | None:
