@@ -406,6 +406,17 @@ class ExportCommand(Command):
         description="Read the ear's letters as words of the questions the Conductor knows (a "
         "beam search through their words, scored by their bigram: mavid.conductor.ear_words).",
     )
+    recognizer: Literal["pocketsphinx", "whisper"] | None = Field(
+        None,
+        description="What writes down the spoken turns the ear leaves, people's voices among "
+        "them: whisper = Whisper tiny.en (mavid.whisper_asr; offline, from a wheel), "
+        "pocketsphinx = PocketSphinx in the domain's language model (default: the conductor's).",
+    )
+    whisper_model: Path | None = Field(
+        None,
+        description="A local CTranslate2 Whisper directory to ship beside the Conductor, with "
+        "--recognizer whisper (default: the Whisper tiny.en copy shipped in a wheel).",
+    )
 
     conductor_max_frames: int | None = Field(
         None,
@@ -430,6 +441,8 @@ class ExportCommand(Command):
             ear=self.conductor_ear,
             ear_confidence=self.ear_confidence,
             ear_words=self.ear_words,
+            recognizer=self.recognizer,
+            whisper_model=self.whisper_model,
             max_frames=self.conductor_max_frames,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,

