@@ -163,8 +163,11 @@ def test_a_spoken_turn_is_written_down_once_and_reported(hearing, deaf):
         _pump_conductor(conductor, turn, CancelToken(), got.append)
         assert counting.calls == 1  # the answer path and the Conductor share one transcription
         heard = [g for g in got if isinstance(g, _Heard)]
-        if deaf:  # nothing heard: nothing reported, the Thinker reads the audio
+        if deaf:  # nothing heard: nothing reported, and the turn asked for again
             assert heard == []
+            said = [g for g in got if isinstance(g, DirectiveDelta)]
+            reply = ConductorConfig().unheard_reply
+            assert [(d.speech, d.motion) for d in said] == [(reply, "tilt")]
         else:
             assert len(heard) == 1 and "wifi" in heard[0].text.split()
             assert got.index(heard[0]) == 0  # before the first delta
@@ -173,3 +176,38 @@ def test_a_spoken_turn_is_written_down_once_and_reported(hearing, deaf):
         reported: list[str] = []
         list(conductor.stream(UserTurn(text="Is there wifi here?"), CancelToken(), reported.append))
         assert reported == [] and counting.calls == 1
+
+
+def test_a_turn_with_no_word_heard_is_asked_for_again(hearing):
+    # a cough-like burst the voice activity detector let through: no word is written down, so
+    # the Conductor asks to hear it again rather than answer audio the Thinker cannot read
+    from mavid.interfaces import Cancelled, CancelToken
+
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    burst = (rng.normal(0, 0.3, SR) * np.exp(-(((t - 0.5) / 0.08) ** 2))).astype(np.float32)
+    cough = UserTurn(audio=burst, audio_sample_rate=SR)
+    with one_torch_thread():
+        conductor = ThinkerConductor.tiny(seed=3, config=ConductorConfig(do_sample=False))
+        conductor.hearing = _CountingHearing(hearing.config, deaf=True)
+        reply = ConductorConfig().unheard_reply
+        asked = run_conductor(conductor, cough)
+        assert asked.startswith(reply) and "tilt" in asked
+        # a cancelled turn is not asked for again
+        cancel = CancelToken()
+        cancel.cancel()
+        with pytest.raises(Cancelled):
+            list(conductor.stream(cough, cancel))
+        # typed turns and turns whose words were heard are answered by the Thinker
+        typed = UserTurn(text="Is there wifi here?", audio=burst)
+        assert not run_conductor(conductor, typed).startswith(reply)
+        conductor.hearing = hearing
+        assert not run_conductor(conductor, _spoken("Is there wifi here?")).startswith(reply)
+        # switched off, or where the Thinker also hears the audio: the Thinker answers it
+        conductor.hearing = _CountingHearing(hearing.config, deaf=True)
+        conductor.config = dataclasses.replace(conductor.config, unheard_reply="")
+        assert not run_conductor(conductor, cough).startswith(reply)
+        conductor.config = ConductorConfig(do_sample=False)
+        keeping = dataclasses.replace(hearing.config, keep_audio=True)
+        conductor.hearing = _CountingHearing(keeping, deaf=True)
+        assert not run_conductor(conductor, cough).startswith(reply)

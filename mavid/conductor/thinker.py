@@ -67,6 +67,12 @@ class ConductorConfig:
     system_prompt: str = SYSTEM_PROMPT
     poll_seconds: float = 0.02  # how often the consumer checks the cancel token while waiting
     join_seconds: float = 10.0  # longest wait for the generation thread after a stop
+    # said (and done) where the hearing writes no word of a spoken turn (a cough, a door, a
+    # mumble the voice activity detector let through), instead of the Thinker's answer to
+    # audio it cannot read (mavid-tiny answered a cough with the way to the toilets);
+    # "": the Thinker answers the audio as it is
+    unheard_reply: str = "Sorry, I didn't catch that. Could you say it again?"
+    unheard_motion: str = "tilt"
 
     @classmethod
     def from_generation_config(cls, generation: GenerationConfig) -> ConductorConfig:
@@ -349,6 +355,19 @@ class ThinkerConductor:
         the known one nearest (`mavid.conductor.knowledge`), where it has a knowledge base."""
         return self.knowledge.read(turn) if self.knowledge is not None else turn
 
+    def _unheard(self, turn: UserTurn, read: UserTurn) -> bool:
+        """Whether `turn` was spoken, its hearing wrote no word of it, and the Thinker would
+        have only audio it was not trained to read (`ConductorConfig.unheard_reply`)."""
+        return (
+            bool(self.config.unheard_reply.strip())
+            and self.hearing is not None
+            and not self.hearing.config.keep_audio
+            and not turn.text.strip()
+            and turn.audio is not None
+            and turn.audio.size > 0
+            and not read.text.strip()
+        )
+
     @property
     def hears(self) -> bool:
         """Whether spoken turns are written down first (`mavid.interfaces.HearingConductor`)."""
@@ -380,6 +399,13 @@ class ThinkerConductor:
         read = self.prepare(turn)
         if on_heard is not None and read.text and not turn.text.strip():
             on_heard(read.text)
+        if self._unheard(turn, read):
+            cancel.raise_if_cancelled()  # (the hearing may have taken a while)
+            log.info("no word heard in a spoken turn: asking to hear it again")
+            yield DirectiveDelta(
+                speech=self.config.unheard_reply, motion=self.config.unheard_motion
+            )
+            return
         turn, known = (read, None) if self.knowledge is None else self.knowledge.understand(read)
         if known is not None and on_understood is not None:
             on_understood(known)
