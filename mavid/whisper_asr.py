@@ -20,6 +20,7 @@ import re
 import threading
 from pathlib import Path
 
+import ctranslate2
 import numpy as np
 import torch
 from num2words import num2words
@@ -29,6 +30,18 @@ from mavid.data.speech import resample
 __all__ = ["WHISPER_SAMPLE_RATE", "WhisperRecognizer", "bundled_whisper", "spell_numbers"]
 
 WHISPER_SAMPLE_RATE = 16_000
+WINDOW_S = 30.0  # Whisper's window: faster-whisper pads every turn to it
+# A turn is heard in a window of its own length plus this much silence, not in 30 s: half the
+# encoder's work, and better words (README, "What was tried", round 11: pads of 3 / 5 / 7 / 10
+# / 15 / 20 s and the full window, val spoken turns WER 0.673 / 0.456 / 0.368 / 0.348 / 0.360
+# / 0.377 / 0.471; people's recordings 0.217 / 0.120 / 0.120 / 0.043 / 0.054 / 0.054 / 0.054)
+PAD_S = 10.0
+# a window Whisper itself finds this likely to hold no speech holds no words (faster-whisper's
+# no_speech_threshold; its second condition, a mean log-probability below -1, fails in the
+# short window on silence, noise, clicks and hums, whose made-up words come out likelier:
+# digital silence heard as "you" at -0.64, with a no-speech probability of 0.99; speech of the
+# val turns at most 0.60, people's recordings at most 0.36)
+NO_SPEECH = 0.6
 # the files faster-whisper reads from a CTranslate2 Whisper directory (vocabulary.* is read
 # where tokenizer.json is absent; both ship in the bundled copy)
 _NEEDED = ("model.bin", "config.json")
@@ -69,7 +82,10 @@ class WhisperRecognizer:
     """Whisper from a local CTranslate2 directory (thread-safe; blocking: call from a worker)."""
 
     def __init__(self, model_dir: str | Path | None = None, *, beam: int = 5) -> None:
-        from faster_whisper import WhisperModel  # (imported here: ~0.3 s, only where used)
+        # (imported here: ~0.3 s, only where used)
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         directory = Path(model_dir) if model_dir is not None else bundled_whisper()
         missing = [name for name in _NEEDED if not (directory / name).is_file()]
@@ -90,6 +106,10 @@ class WhisperRecognizer:
             cpu_threads=torch.get_num_threads(),
             local_files_only=True,
         )
+        tokenizer = Tokenizer(self._model.hf_tokenizer, False, task="transcribe", language="en")
+        self._tokenizer = tokenizer
+        self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        self._suppress = get_suppressed_tokens(tokenizer, [-1])  # (faster-whisper's defaults)
         self._lock = threading.Lock()  # one utterance at a time: two cores gain nothing more
         # faster-whisper logs every utterance's duration at INFO: a line per spoken turn in the
         # server's log
@@ -106,13 +126,36 @@ class WhisperRecognizer:
             return ""
         pcm = np.clip(resample(audio, sample_rate, WHISPER_SAMPLE_RATE), -1.0, 1.0)
         with self._lock:
-            segments, _ = self._model.transcribe(
-                pcm,
-                language="en",
-                beam_size=self.beam,
-                vad_filter=False,  # the agent's VAD already cut the turn
-                without_timestamps=True,
-                condition_on_previous_text=False,
-            )
-            text = " ".join(s.text.strip() for s in segments)  # (decoded as it is iterated)
+            if pcm.size / WHISPER_SAMPLE_RATE + PAD_S <= WINDOW_S:
+                text = self._short(pcm)
+            else:  # a long turn: faster-whisper's 30-s windows, one after the other
+                segments, _ = self._model.transcribe(
+                    pcm,
+                    language="en",
+                    beam_size=self.beam,
+                    vad_filter=False,  # the agent's VAD already cut the turn
+                    without_timestamps=True,
+                    condition_on_previous_text=False,
+                )
+                text = " ".join(s.text.strip() for s in segments)  # (decoded as iterated)
         return " ".join(spell_numbers(text).split())
+
+    def _short(self, pcm: np.ndarray) -> str:
+        """A turn heard in one window of its own length plus `PAD_S` of silence."""
+        padded = np.zeros(pcm.size + int(PAD_S * WHISPER_SAMPLE_RATE), np.float32)
+        padded[: pcm.size] = pcm
+        features = self._model.feature_extractor(padded)[:, :-1]  # (80, frames at 100 Hz)
+        result = self._model.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
+            [self._prompt],
+            beam_size=self.beam,
+            # ~3 tokens a word, people say at most ~4 words a second
+            max_length=int(16 * pcm.size / WHISPER_SAMPLE_RATE) + 16,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        if result.no_speech_prob > NO_SPEECH:
+            return ""
+        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        return self._tokenizer.decode(tokens).strip()

@@ -31,6 +31,16 @@ def test_a_clear_sentence_is_written_down_as_said(whisper, spoken):
     assert words == " ".join(words.split())  # one space between words, none around
 
 
+def test_a_turn_longer_than_the_short_window_is_heard_whole(whisper, spoken):
+    # 22 s (over the 20 s that fit one window with the silence after them): three sentences
+    # with pauses between them, heard in faster-whisper's 30-s windows
+    gap = np.zeros(int(2.5 * spoken.sample_rate), np.float32)
+    audio = np.concatenate([spoken.audio, gap] * 3)
+    audio = np.concatenate([audio, np.zeros(22 * spoken.sample_rate - audio.size, np.float32)])
+    words = whisper.transcribe(audio, spoken.sample_rate)
+    assert word_error_rate([" ".join([SENTENCE] * 3)], [words]).wer <= 0.3, words
+
+
 @pytest.mark.parametrize("rate", [8_000, 44_100, 48_000])
 def test_any_sample_rate_is_heard(whisper, spoken, rate):
     from mavid.data.speech import resample
