@@ -120,6 +120,12 @@ class ServeCommand(Command):
     )
     conductor_model: str | None = Field(None, description="Model name at --conductor-url.")
     conductor_api_key: str | None = Field(None, description="API key for --conductor-url.")
+    whisper_model: Path | None = Field(
+        None,
+        description="A local CTranslate2 Whisper directory (e.g. a larger Whisper converted "
+        "with ct2-transformers-converter) to write down the spoken turns the Conductor's ear "
+        "leaves, people's voices among them; default: the checkpoint's hearing.json says.",
+    )
     torch_threads: int | None = Field(
         None, ge=1, description="torch intra-op threads per model call (default: torch's)."
     )
@@ -155,7 +161,7 @@ class ServeCommand(Command):
         from signaling.server import ServerConfig
 
         cfg = _dataclass_from(ServerConfig, self)
-        for name in ("ref_image", "checkpoint"):
+        for name in ("ref_image", "checkpoint", "whisper_model"):
             value = getattr(cfg, name)
             if value is not None:
                 setattr(cfg, name, str(value))

@@ -73,6 +73,9 @@ class ServerConfig:
     conductor_url: str | None = None  # OpenAI-compatible Conductor endpoint (None: local)
     conductor_model: str | None = None
     conductor_api_key: str | None = None
+    # a local CTranslate2 Whisper directory that writes down the spoken turns the Conductor's
+    # ear leaves, in place of the recognizer its hearing.json names (None: that one)
+    whisper_model: str | None = None
     # origins whose pages may call /offer, /whip, /sessions/* and load /mavid-client.js
     # (["*"]: any; []: same origin only). Bearer tokens, not cookies, protect the endpoints.
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
@@ -115,7 +118,16 @@ def load_model(cfg: ServerConfig) -> Any:
             conductor_model=cfg.conductor_model,
             conductor_api_key=cfg.conductor_api_key,
         )
-    return load_avatar_model(cfg.checkpoint, **kwargs)
+    model = load_avatar_model(cfg.checkpoint, **kwargs)
+    if cfg.whisper_model:
+        hearing = getattr(model.conductor, "hearing", None)
+        if hearing is None:
+            raise ValueError(
+                "--whisper-model: this Conductor writes no spoken turn down (a real "
+                "Qwen2.5-Omni or a remote Conductor hears the audio itself)"
+            )
+        model.conductor.hearing = hearing.with_whisper(cfg.whisper_model)
+    return model
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -135,3 +135,24 @@ def test_the_hearing_writes_down_with_whisper(tmp_path, spoken):
 def test_a_wrong_setting_is_refused(field, value, match):
     with pytest.raises(ValueError, match=match):
         HearingConfig(**({"recognizer": "whisper"} | {field: value}))
+
+
+def test_serve_hears_with_a_whisper_of_ones_own(tmp_path):
+    # `serve --whisper-model DIR` (and the LiveKit worker's MAVID_WHISPER_MODEL): the shipped
+    # hearing, its ear and word search kept, with that Whisper writing the rest down
+    from signaling.server import ServerConfig, load_model
+
+    own = tmp_path / "whisper-small"
+    own.mkdir()
+    for f in bundled_whisper().iterdir():
+        (own / f.name).symlink_to(f)
+    hearing = load_model(ServerConfig(whisper_model=str(own))).conductor.hearing
+    assert hearing.config.recognizer == "whisper" and hearing.recognizer.directory == own
+    assert hearing.ear is not None and hearing.word_search is not None
+    with pytest.raises(ValueError, match="not a local CTranslate2 Whisper directory"):
+        load_model(ServerConfig(whisper_model=str(tmp_path / "nowhere")))
+    remote = ServerConfig(
+        conductor_url="http://127.0.0.1:9/v1", conductor_model="qwen", whisper_model=str(own)
+    )
+    with pytest.raises(ValueError, match="hears the audio itself"):
+        load_model(remote)

@@ -220,6 +220,13 @@ class Hearing:
         ear = Ear.from_pretrained(Path(directory) / EAR_DIR) if config.ear else None
         return cls(config, ear, directory)
 
+    def with_whisper(self, model_dir: str | Path) -> Hearing:
+        """This hearing with Whisper from `model_dir` (a local CTranslate2 directory, e.g. a
+        larger Whisper than the wheel's) writing down the turns its ear leaves."""
+        path = str(Path(model_dir).resolve())
+        config = replace(self.config, recognizer="whisper", whisper_model=path)
+        return Hearing(config, self.ear)
+
     def save(self, directory: str | Path) -> None:
         self.config.save(directory)
         if self.ear is not None:
