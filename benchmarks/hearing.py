@@ -59,7 +59,10 @@ def main() -> None:
     for folder in args.recordings:
         groups[f"people ({folder.name})"] = [(a, sr, w) for _, a, sr, w in recordings(folder)]
 
-    print(f"hearing of {args.conductor} (recognizer: {config.recognizer}) on {args.world}")
+    shown = args.conductor.resolve()
+    if shown.is_relative_to(Path.cwd()):
+        shown = shown.relative_to(Path.cwd())
+    print(f"hearing of {shown} (recognizer: {config.recognizer}) on {args.world}")
     for name, items in groups.items():
         if not items:
             print(f"{name}: none found")
