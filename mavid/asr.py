@@ -25,7 +25,14 @@ from pocketsphinx import Decoder, get_model_path
 from mavid.data.domain import domain_corpus
 from mavid.data.speech import resample
 
-__all__ = ["ASR_SAMPLE_RATE", "Recognizer", "cmu_words", "normalize_text", "write_arpa"]
+__all__ = [
+    "ASR_SAMPLE_RATE",
+    "Recognizer",
+    "cmu_words",
+    "normalize_text",
+    "recognizer_input",
+    "write_arpa",
+]
 
 ASR_SAMPLE_RATE = 16_000
 _DISCOUNT = 0.5  # absolute discounting of the bigram counts
@@ -103,6 +110,17 @@ def write_arpa(texts: Iterable[str], path: Path) -> Path:
     return path
 
 
+def recognizer_input(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
+    """(N,) mono audio as a recognizer reads it: float32 at `rate`, clipped to [-1, 1];
+    ValueError for audio that is not mono or not finite."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono (N,) audio, got {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise ValueError("audio contains NaN or inf")
+    return np.clip(resample(audio, sample_rate, rate), -1.0, 1.0)
+
+
 class Recognizer:
     """PocketSphinx en-US with the general LM ("general") or the domain bigram ("domain")."""
 
@@ -127,13 +145,7 @@ class Recognizer:
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
         """Words heard in (N,) float32 mono audio; '' when nothing is recognised."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ValueError(f"expected mono (N,) audio, got {audio.shape}")
-        if not np.isfinite(audio).all():
-            raise ValueError("audio contains NaN or inf")
-        pcm16 = resample(audio, sample_rate, ASR_SAMPLE_RATE)
-        pcm = (np.clip(pcm16, -1, 1) * 32767).astype(np.int16)
+        pcm = (recognizer_input(audio, sample_rate, ASR_SAMPLE_RATE) * 32767).astype(np.int16)
         d = self._decoder
         with self._lock:
             d.start_utt()

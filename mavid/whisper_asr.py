@@ -3,10 +3,10 @@
 The Conductor's ear was trained on espeak voices only and trusts itself only where it is surer
 than it ever was of a person; the rest of the spoken turns, people's among them, are written
 down by a recognizer trained on people. PocketSphinx in a language model of the domain writes
-people's words as the domain's (13 recordings of people, Debian's pocketsphinx-testdata: WER
-0.97-1.0); Whisper tiny.en (39 M parameters, int8 on the CPU, ~0.3 s a turn on two cores)
-writes them down nearly word for word, and the held-out espeak voices the ear is unsure of a
-little better too (README, "What was tried", round 11).
+people's words as the domain's (10 recordings of people, Debian's pocketsphinx-testdata: WER
+0.571 and 0.887); Whisper tiny.en (39 M parameters, int8 on the CPU, ~0.12-0.25 s a turn on
+two cores) writes them down nearly word for word (0.095 and 0.028), and the held-out espeak
+voices the ear is unsure of about as badly (README, "What was tried", round 11).
 
 Weights are read from a local directory only (a CTranslate2 conversion: model.bin, config.json,
 tokenizer.json, vocabulary.txt), never downloaded: by default the copy of Systran's
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from num2words import num2words
 
-from mavid.data.speech import resample
+from mavid.asr import recognizer_input
 
 __all__ = ["WHISPER_SAMPLE_RATE", "WhisperRecognizer", "bundled_whisper", "spell_numbers"]
 
@@ -117,14 +117,9 @@ class WhisperRecognizer:
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
         """Words heard in (N,) float32 mono audio, numbers spelt; '' when none are heard."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ValueError(f"expected mono (N,) audio, got {audio.shape}")
-        if not np.isfinite(audio).all():
-            raise ValueError("audio contains NaN or inf")
-        if audio.size == 0:
+        pcm = recognizer_input(audio, sample_rate, WHISPER_SAMPLE_RATE)
+        if pcm.size == 0:
             return ""
-        pcm = np.clip(resample(audio, sample_rate, WHISPER_SAMPLE_RATE), -1.0, 1.0)
         with self._lock:
             if pcm.size / WHISPER_SAMPLE_RATE + PAD_S <= WINDOW_S:
                 text = self._short(pcm)

@@ -126,7 +126,7 @@ def load_model(cfg: ServerConfig) -> Any:
                 "--whisper-model: this Conductor writes no spoken turn down (a real "
                 "Qwen2.5-Omni or a remote Conductor hears the audio itself)"
             )
-        model.conductor.hearing = hearing.with_whisper(cfg.whisper_model)
+        hearing.use_whisper(cfg.whisper_model)
     return model
 
 

@@ -79,7 +79,7 @@ class HearingConfig:
     keep_audio: bool = False
     # the ear saved beside the Thinker (`ear/`) hears first; its letters are the transcript
     # where its confidence (`Ear.hear`) reaches `ear_confidence` (people's voices stay below:
-    # README, "What was tried"), else PocketSphinx writes the turn down
+    # README, "What was tried"), else the `recognizer` writes the turn down
     ear: bool = False
     ear_confidence: float = 0.8
     # texts the ear checks first (the knowledge base's questions): one that fits the turn's
@@ -220,12 +220,14 @@ class Hearing:
         ear = Ear.from_pretrained(Path(directory) / EAR_DIR) if config.ear else None
         return cls(config, ear, directory)
 
-    def with_whisper(self, model_dir: str | Path) -> Hearing:
-        """This hearing with Whisper from `model_dir` (a local CTranslate2 directory, e.g. a
-        larger Whisper than the wheel's) writing down the turns its ear leaves."""
+    def use_whisper(self, model_dir: str | Path) -> None:
+        """Write down the turns the ear leaves with Whisper from `model_dir` (a local
+        CTranslate2 directory, e.g. a larger Whisper than the wheel's); the ear, its known
+        questions and word search stay as they are."""
         path = str(Path(model_dir).resolve())
         config = replace(self.config, recognizer="whisper", whisper_model=path)
-        return Hearing(config, self.ear)
+        self.recognizer = recognizer(config)  # (raises ValueError naming a directory it is not)
+        self.config = config
 
     def save(self, directory: str | Path) -> None:
         self.config.save(directory)

@@ -33,7 +33,6 @@ from mavid.avatar import AVATAR_IMAGE
 from mavid.checkpoint import load_checkpoint, save_checkpoint
 from mavid.conductor.ear import EAR_DIR, Ear
 from mavid.conductor.hearing import WHISPER_DIR
-from mavid.conductor.hearing import recognizer as recognizer_of
 from mavid.conductor.knowledge import KnowledgeConfig, KnowledgeEntry
 from mavid.conductor.thinker import ThinkerConductor
 from mavid.creator.face import fit_image
@@ -41,6 +40,7 @@ from mavid.data.dialogue import identity_for
 from mavid.data.domain import INTENTS, more_questions, paraphrase_split
 from mavid.data.faces import render_reference_face
 from mavid.train.main import CONFIG_NAME
+from mavid.whisper_asr import WhisperRecognizer
 
 
 def _sha256(path: Path) -> str:
@@ -243,8 +243,8 @@ def export_tiny(
             recognizer=recognizer,
             whisper_model=WHISPER_DIR if whisper_model is not None else "",
         )  # (raises ValueError naming a recognizer it does not know)
-        # loads it now, so that a directory that is not one fails before anything is written
-        recognizer_of(dataclasses.replace(hearing_config, whisper_model=str(whisper_model or "")))
+        if recognizer == "whisper":  # loaded now: a directory that is no Whisper fails here,
+            WhisperRecognizer(whisper_model)  # before anything is written
     for stage, png in (plots or {}).items():
         if not Path(png).is_file():
             raise FileNotFoundError(f"loss plot of {stage!r} not found: {png}")
