@@ -131,6 +131,10 @@ class WhisperRecognizer:
                     vad_filter=False,  # the agent's VAD already cut the turn
                     without_timestamps=True,
                     condition_on_previous_text=False,
+                    # no sampling at higher temperatures when a window's words look repetitive
+                    # or unsure: a person who says the same thing twice would get random words
+                    # (different every time); the short path decodes the same way
+                    temperature=0.0,
                 )
                 text = " ".join(s.text.strip() for s in segments)  # (decoded as iterated)
         return " ".join(spell_numbers(text).split())
