@@ -339,6 +339,11 @@ class TrainCommand(Command):
         description="ear: its domain texts include the knowledge base's other ways of asking "
         "(mavid/data/more_questions.json).",
     )
+    ear_more_voices: bool = Field(
+        False,
+        description="ear: its voices include every other variant espeak-ng ships, none with "
+        "a held-out voice's timbre.",
+    )
     device: str = Field(
         "cpu", description="Where to train: cpu, or cuda (a GPU; same steps, same recipe)."
     )

@@ -13,6 +13,7 @@ import ctypes
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import av
 import espeakng_loader
@@ -24,6 +25,7 @@ __all__ = [
     "Utterance",
     "Voice",
     "WordTiming",
+    "espeak_variants",
     "resample",
     "synthesize",
     "voice_variants",
@@ -133,6 +135,45 @@ class Utterance:
     @property
     def duration(self) -> float:
         return self.audio.shape[0] / self.sample_rate
+
+
+def espeak_variants() -> list[str]:
+    """Every voice variant espeak-ng's data ships (~100; the world draws from `_VARIANTS`),
+    names with spaces left out (espeak reads "+" names up to one)."""
+    folder = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name)
+
+
+def variant_settings(variant: str) -> dict[str, tuple[str, ...]]:
+    """A variant file's settings: keyword -> its values, one tuple per line joined (the
+    formant lines keyed "formant 0", "formant 1", ...)."""
+    path = Path(espeakng_loader.get_data_path()) / "voices" / "!v" / variant
+    out: dict[str, tuple[str, ...]] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        words = line.split("//")[0].split()
+        if not words or words[0].startswith("#"):
+            continue
+        n = 2 if words[0] == "formant" and len(words) > 1 else 1  # "formant 3 ..."
+        out[" ".join(words[:n])] = tuple(words[n:])
+    return out
+
+
+def variant_is_safe(variant: str) -> bool:
+    """Whether a variant's settings stay in espeak-ng's documented ranges: an echo louder
+    than 100 % (the "robosoft" and other robot variants ask for up to 10,000) overruns its
+    echo buffer: "Demonic" crashed the process (a segfault in libespeak-ng) in training."""
+    echo = variant_settings(variant).get("echo", ())
+    try:
+        return len(echo) < 2 or 0 <= int(echo[1]) <= 100
+    except ValueError:
+        return False
+
+
+def variant_formants(variant: str) -> tuple[str, ...]:
+    """A variant's formant lines (its timbre): two variants with the same are one voice
+    (espeak's "anikaRobot" is "anika" with a flatter flutter)."""
+    settings = variant_settings(variant)
+    return tuple(f"{k} {' '.join(v)}" for k, v in settings.items() if k.startswith("formant "))
 
 
 def voice_variants() -> list[str]:

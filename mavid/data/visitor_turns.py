@@ -29,7 +29,14 @@ from mavid.data.dialogue import (
     voice_pool,
 )
 from mavid.data.domain import INTENTS, PROPS, Intent, paraphrase_split
-from mavid.data.speech import Voice, synthesize
+from mavid.data.speech import (
+    Voice,
+    espeak_variants,
+    synthesize,
+    variant_formants,
+    variant_is_safe,
+    voice_variants,
+)
 from mavid.data.user_camera import render_user_frames
 from mavid.interfaces import UserTurn
 
@@ -87,6 +94,26 @@ class TurnPlan:
 def train_voices() -> list[str]:
     """Every voice that is not held out for test (the train pools of both roles)."""
     return sorted(set(voice_pool("train", "user")) | set(voice_pool("train", "avatar")))
+
+
+def more_train_voices() -> list[str]:
+    """Voices beyond the world's: every other variant espeak-ng ships, in the world's
+    languages, less any with a held-out variant's timbre (its formant table), so the test's
+    voices stay unheard, and any with settings out of espeak-ng's ranges (they crash it)."""
+    held_out = {name.split("+", 1)[1] for name in voice_pool("test", "user")}
+    held_out |= {name.split("+", 1)[1] for name in voice_pool("test", "avatar")}
+    held_timbres = {variant_formants(v) for v in held_out}
+    world = {name.split("+", 1)[1] for name in voice_variants()}
+    extra = [
+        v
+        for v in espeak_variants()
+        if v not in world
+        and v not in held_out
+        and variant_formants(v) not in held_timbres
+        and variant_is_safe(v)
+    ]
+    langs = sorted({name.split("+", 1)[0] for name in voice_variants()})
+    return [f"{lang}+{v}" for lang in langs for v in extra]
 
 
 def drop_words(text: str, rng: np.random.Generator, p: float) -> str:

@@ -86,6 +86,7 @@ class TrainConfig:
     ear_tract: float = 0.0
     ear_reverb: float = 0.0
     ear_more_questions: bool = False  # ear: say the knowledge base's other ways of asking too
+    ear_more_voices: bool = False  # ear: every other espeak variant too (none held out)
     device: str = "cpu"  # "cuda" trains on a GPU (the same command and steps as on the CPU)
     workers: int = 0  # processes making batches ahead (worth it for the conductor's turns)
     progress: bool = True
@@ -133,9 +134,11 @@ class TrainConfig:
             )
         if self.conductor_reading != "off" and self.stage != "conductor":
             raise ValueError("conductor_reading is for the conductor stage only")
-        if (self.ear_tract or self.ear_reverb or self.ear_more_questions) and self.stage != "ear":
+        ear_only = (self.ear_tract, self.ear_reverb, self.ear_more_questions, self.ear_more_voices)
+        if any(ear_only) and self.stage != "ear":
             raise ValueError(
-                "ear_tract, ear_reverb and ear_more_questions are for the ear stage only"
+                "ear_tract, ear_reverb, ear_more_questions and ear_more_voices are for the ear "
+                "stage only"
             )
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")

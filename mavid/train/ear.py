@@ -24,7 +24,7 @@ from mavid.conductor.word_reading import common_words
 from mavid.data.ambience import ambience, mix_under
 from mavid.data.domain import more_questions
 from mavid.data.speech import Voice, synthesize
-from mavid.data.visitor_turns import TurnsConfig, train_voices
+from mavid.data.visitor_turns import TurnsConfig, more_train_voices, train_voices
 from mavid.train.data import step_rng
 from mavid.train.speech_pairs import speech_texts
 
@@ -55,6 +55,9 @@ class EarDataConfig:
     # the domain texts said also include the knowledge base's other ways of asking
     # (`domain.more_questions`: never a held-out question); off, the first ear runs' texts
     more_questions: bool = False
+    # half the utterances in the other variants espeak-ng ships (`more_train_voices`: none
+    # with a held-out voice's timbre); off, the world's non-test voices alone
+    more_voices: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or not 0.0 <= self.domain_share <= 1.0:
@@ -100,6 +103,7 @@ class EarTask:
         self.model = model if model is not None else Ear()
         self.turns = TurnsConfig()
         self.voices = train_voices()
+        self.more_voices = more_train_voices() if self.data.more_voices else []
         self.texts = speech_texts()
         if self.data.more_questions:
             self.texts += [q for qs in more_questions().values() for q in qs]
@@ -113,6 +117,18 @@ class EarTask:
     def trainable(self) -> list[nn.Parameter]:
         return list(self.model.parameters())
 
+    def voice(self, rng: np.random.Generator) -> Voice:
+        """A training voice at a random rate and pitch: with `more_voices`, half of them from
+        the other variants espeak-ng ships."""
+        c = self.turns
+        voices = self.more_voices if self.more_voices and rng.random() < 0.5 else self.voices
+        return Voice(
+            name=voices[int(rng.integers(len(voices)))],
+            rate=int(rng.integers(c.rate[0], c.rate[1] + 1)),
+            pitch=int(rng.integers(c.pitch[0], c.pitch[1] + 1)),
+            pitch_range=int(rng.integers(c.pitch_range[0], c.pitch_range[1] + 1)),
+        )
+
     def utterance(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """One spoken text with its 16 kHz audio, as a visitor's turn sounds."""
         d, c = self.data, self.turns
@@ -122,12 +138,7 @@ class EarTask:
             n = int(rng.integers(d.words[0], d.words[1] + 1))
             picks = rng.choice(len(self.words), n, p=self.word_p)
             text = " ".join(self.words[int(i)] for i in picks)
-        voice = Voice(
-            name=self.voices[int(rng.integers(len(self.voices)))],
-            rate=int(rng.integers(c.rate[0], c.rate[1] + 1)),
-            pitch=int(rng.integers(c.pitch[0], c.pitch[1] + 1)),
-            pitch_range=int(rng.integers(c.pitch_range[0], c.pitch_range[1] + 1)),
-        )
+        voice = self.voice(rng)
         rate = ASR_SAMPLE_RATE
         if d.tract:
             rate = round(ASR_SAMPLE_RATE * float(rng.uniform(1 - d.tract, 1 + d.tract)))
