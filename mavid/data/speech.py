@@ -28,6 +28,9 @@ __all__ = [
     "espeak_variants",
     "resample",
     "synthesize",
+    "variant_formants",
+    "variant_is_safe",
+    "variant_settings",
     "voice_variants",
 ]
 
@@ -138,7 +141,7 @@ class Utterance:
 
 
 def espeak_variants() -> list[str]:
-    """Every voice variant espeak-ng's data ships (~100; the world draws from `_VARIANTS`),
+    """Every voice variant espeak-ng's data ships (103; the world draws from `_VARIANTS`),
     names with spaces left out (espeak reads "+" names up to one)."""
     folder = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
     return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name)
