@@ -417,6 +417,11 @@ class ExportCommand(Command):
         description="Read the ear's letters as words of the questions the Conductor knows (a "
         "beam search through their words, scored by their bigram: mavid.conductor.ear_words).",
     )
+    ear_check: Path | None = Field(
+        None,
+        description="A second ear run's model/ directory: the ear's letters count only where "
+        "it is as sure (two ears trained apart are seldom both sure of a person's voice).",
+    )
     recognizer: Literal["pocketsphinx", "whisper"] | None = Field(
         None,
         description="What writes down the spoken turns the ear leaves, people's voices among "
@@ -452,6 +457,7 @@ class ExportCommand(Command):
             ear=self.conductor_ear,
             ear_confidence=self.ear_confidence,
             ear_words=self.ear_words,
+            ear_check=self.ear_check,
             recognizer=self.recognizer,
             whisper_model=self.whisper_model,
             max_frames=self.conductor_max_frames,

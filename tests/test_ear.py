@@ -1,6 +1,7 @@
 """The Conductor's ear: a CTC letter recognizer trained on generated espeak-ng speech, heard beside
 PocketSphinx, saved beside the Thinker."""
 
+import dataclasses
 import json
 import math
 
@@ -11,7 +12,7 @@ from micro_world import one_torch_thread
 from rapidfuzz import fuzz
 
 from mavid.conductor.ear import ALPHABET, EAR_DIR, Ear, EarConfig, decode_greedy, encode_text
-from mavid.conductor.hearing import Hearing, HearingConfig
+from mavid.conductor.hearing import EAR_CHECK_DIR, Hearing, HearingConfig
 from mavid.conductor.thinker import ConductorConfig, ThinkerConductor
 from mavid.data.dialogue import voice_pool
 from mavid.data.domain import INTENTS, known_corpus, more_questions, paraphrase_split
@@ -220,6 +221,44 @@ def test_the_hearing_reads_the_ears_letters_only_when_it_is_sure(known):
         Hearing(HearingConfig(corpus=known, ear=True))
     with pytest.raises(ValueError, match="ear_confidence"):
         HearingConfig(corpus=known, ear_confidence=2.0)
+
+
+def test_a_second_ear_must_be_as_sure_and_is_saved_beside_the_first(known, tmp_path):
+    torch.manual_seed(0)
+    ear = Ear(SMALL)
+    turn = UserTurn(audio=synthesize("Is there wifi here?", sample_rate=SR).audio,
+                    audio_sample_rate=SR)  # fmt: skip
+    letters, sure = ear.eval().hear(turn.audio, SR)
+    torch.manual_seed(9)
+    other = Ear(SMALL).eval()
+    _, other_sure = other.hear(turn.audio, SR)
+    assert other_sure < sure  # (seeded: another untrained ear, less sure of this turn)
+    config = HearingConfig(corpus=known, ear=True, ear_confidence=sure, ear_check=True)
+    # the same ear twice: as sure, its letters count as with one
+    assert Hearing(config, ear, check_ear=ear).transcribe(turn) == letters
+    # the lower of the two decides: the first alone is sure enough, the second is not, and
+    # the turn goes to PocketSphinx
+    one = Hearing(dataclasses.replace(config, ear_check=False), ear)
+    assert one.transcribe(turn) == letters
+    two = Hearing(config, ear, check_ear=other)
+    assert "wifi" in two.transcribe(turn).split()
+    with pytest.raises(ValueError, match="second ear"):
+        Hearing(config, ear)
+    with pytest.raises(ValueError, match="needs its first"):
+        HearingConfig(corpus=known, ear_check=True)
+
+    conductor = ThinkerConductor.tiny(seed=0, config=ConductorConfig(max_new_tokens=4))
+    conductor.hearing = Hearing(config, ear, check_ear=other)
+    conductor.save_pretrained(tmp_path)
+    assert (tmp_path / EAR_CHECK_DIR / "model.safetensors").is_file()
+    loaded = ThinkerConductor.from_pretrained(tmp_path).hearing
+    assert loaded.config.ear_check and loaded.check_ear is not None
+    for k, v in other.state_dict().items():
+        assert torch.equal(loaded.check_ear.state_dict()[k], v)
+    conductor.hearing = Hearing(dataclasses.replace(config, ear_check=False), ear)
+    conductor.save_pretrained(tmp_path)  # saved again with one ear: the stale second goes
+    assert not (tmp_path / EAR_CHECK_DIR).exists()
+    assert ThinkerConductor.from_pretrained(tmp_path).hearing.check_ear is None
 
 
 def test_misfit_is_near_zero_for_the_letters_heard_and_large_for_others():

@@ -178,6 +178,7 @@ def test_the_conductors_ear_hears_held_out_voices_better_than_its_recognizer(mod
         EMBEDDED_WEIGHTS / "conductor", ConductorConfig(do_sample=False)
     )
     assert conductor.hearing is not None and conductor.hearing.ear is not None
+    assert conductor.hearing.check_ear is not None  # (round 12: a second ear must be as sure)
     names = [i.name for i in intents]
 
     def accuracy() -> float:

@@ -217,7 +217,7 @@ def test_the_frames_the_conductor_reads_ship_with_it(results, tmp_path):
 
 def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     from mavid.conductor.ear import EAR_DIR, Ear, EarConfig
-    from mavid.conductor.hearing import Hearing, HearingConfig
+    from mavid.conductor.hearing import EAR_CHECK_DIR, Hearing, HearingConfig
     from mavid.data.domain import known_corpus
     from mavid.train.export import domain_knowledge
 
@@ -277,6 +277,20 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     plot_losses(_log(newer), newer / "loss.png")
     assert chain_plots(creator, dest / "conductor")["ear"] == dest / "loss-ear.png"
     assert chain_plots(creator, newer / "model", dest / "conductor")["ear"] == newer / "loss.png"
+    # a second ear that must be as sure ships beside the first, with its record, and stays
+    # in an export of that export
+    with pytest.raises(ValueError, match="ship it with an ear"):
+        export_tiny(creator, hearing_dir, tmp_path / "half", ear_check=newer / "model")
+    checked = export_tiny(
+        creator, hearing_dir, tmp_path / "checked", ear=run / "model", ear_check=newer / "model"
+    )
+    two = load_avatar_model(checked).conductor.hearing
+    assert two.config.ear_check and two.check_ear is not None and two.ear is not None
+    assert (checked / "conductor" / EAR_CHECK_DIR / "model.safetensors").is_file()
+    assert json.loads((checked / "provenance.json").read_text())["runs"]["ear_check"] == record
+    kept = export_tiny(checked / "creator", checked / "conductor", tmp_path / "kept")
+    assert load_avatar_model(kept).conductor.hearing.check_ear is not None
+    assert json.loads((kept / "provenance.json").read_text())["runs"]["ear_check"] == record
 
 
 def test_a_recognizer_ships_with_the_hearing(results, tmp_path):

@@ -50,6 +50,7 @@ from mavid.interfaces import UserTurn
 from mavid.whisper_asr import WhisperRecognizer
 
 __all__ = [
+    "EAR_CHECK_DIR",
     "HEARING_CONFIG_NAME",
     "WHISPER_DIR",
     "Heard",
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 HEARING_CONFIG_NAME = "hearing.json"
 WHISPER_DIR = "whisper"  # a Whisper directory an export copies beside the Thinker
+EAR_CHECK_DIR = "ear-check"  # the second ear (`HearingConfig.ear_check`) beside the Thinker
 # Below this RMS (-70 dBFS) a turn holds no words: PocketSphinx makes some up from silence.
 SILENCE_RMS = 10 ** (-70 / 20)
 
@@ -82,6 +84,12 @@ class HearingConfig:
     # README, "What was tried"), else the `recognizer` writes the turn down
     ear: bool = False
     ear_confidence: float = 0.8
+    # a second ear, trained apart (saved in `ear-check/`), must be as sure: the ear's letters
+    # count where the lower of the two sureness figures reaches `ear_confidence`. Each ear is
+    # sure of a different person now and then (round 8's of a digit string at 0.803, round
+    # 12's of a playing-card recording at 0.870); both of the same one, none of 14 (README,
+    # "What was tried", round 12)
+    ear_check: bool = False
     # texts the ear checks first (the knowledge base's questions): one that fits the turn's
     # audio (`Ear.misfit`, CTC loss per letter, at most `known_misfit`) is the transcript, in
     # plain words, however sure the ear is of its own letters (README, "What was tried")
@@ -120,6 +128,10 @@ class HearingConfig:
         check_int("ear_words_beam", self.ear_words_beam, 1)
         check_number("ear_words_lm_weight", self.ear_words_lm_weight)
         check_number("ear_words_score", self.ear_words_score)
+        if not isinstance(self.ear_check, bool):
+            raise ValueError(f"ear_check must be true or false, got {self.ear_check!r}")
+        if self.ear_check and not self.ear:
+            raise ValueError("ear_check is a second ear: the hearing needs its first (ear)")
         if not isinstance(self.ear_words, bool):
             raise ValueError(f"ear_words must be true or false, got {self.ear_words!r}")
         if self.ear_words and not any(t.strip() for t in self.known):
@@ -198,14 +210,22 @@ class Hearing:
     """Writes down the words of spoken turns (thread-safe; blocking: call from a worker)."""
 
     def __init__(
-        self, config: HearingConfig, ear: Ear | None = None, directory: str | Path | None = None
+        self,
+        config: HearingConfig,
+        ear: Ear | None = None,
+        directory: str | Path | None = None,
+        check_ear: Ear | None = None,
     ) -> None:
-        """`directory`: where the hearing is saved (a relative `whisper_model` is read there)."""
+        """`directory`: where the hearing is saved (a relative `whisper_model` is read there);
+        `check_ear`: the second ear of `config.ear_check`."""
         if config.ear and ear is None:
             raise ValueError("this hearing needs its ear (saved beside the Thinker in ear/)")
+        if config.ear_check and check_ear is None:
+            raise ValueError(f"this hearing needs its second ear (in {EAR_CHECK_DIR}/)")
         self.config = config
         self.recognizer = recognizer(config, directory)
         self.ear = ear.eval() if ear is not None and config.ear else None
+        self.check_ear = check_ear.eval() if check_ear is not None and config.ear_check else None
         self._known, self._known_ids = known_targets(config.known)
         self.word_search = None
         if self.ear is not None and config.ear_words:
@@ -218,7 +238,8 @@ class Hearing:
         if config is None:
             return None
         ear = Ear.from_pretrained(Path(directory) / EAR_DIR) if config.ear else None
-        return cls(config, ear, directory)
+        check = Ear.from_pretrained(Path(directory) / EAR_CHECK_DIR) if config.ear_check else None
+        return cls(config, ear, directory, check)
 
     def use_whisper(self, model_dir: str | Path) -> None:
         """Write down the turns the ear leaves with Whisper from `model_dir` (a local
@@ -233,6 +254,8 @@ class Hearing:
         self.config.save(directory)
         if self.ear is not None:
             self.ear.save_pretrained(Path(directory) / EAR_DIR)
+        if self.check_ear is not None:
+            self.check_ear.save_pretrained(Path(directory) / EAR_CHECK_DIR)
 
     def transcribe(self, turn: UserTurn) -> str:
         """The words heard in the turn's audio ('' without audio or when none are heard): the
@@ -253,6 +276,8 @@ class Hearing:
             known = self._known_heard(logp, letters)
             if known is not None:
                 return Heard(known, "known")
+            if letters and self.check_ear is not None and sure >= self.config.ear_confidence:
+                sure = min(sure, self.check_ear.hear(audio, turn.audio_sample_rate)[1])
             log.debug("ear heard %r (sure %.2f)", letters, sure)
             if letters and sure >= self.config.ear_confidence:
                 words = self.word_search.words(logp) if self.word_search is not None else ""

@@ -38,7 +38,7 @@ from mavid.conductor.features import (
     VisionGeometry,
 )
 from mavid.conductor.format import END_OF_TEXT, IM_END, M_BOS, M_EOS, SYSTEM_PROMPT
-from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing
+from mavid.conductor.hearing import EAR_CHECK_DIR, HEARING_CONFIG_NAME, Hearing
 from mavid.conductor.knowledge import KNOWLEDGE_CONFIG_NAME, Knowledge, KnowledgeConfig
 from mavid.conductor.parser import DirectiveParser
 from mavid.conductor.tokenizer import build_tiny_tokenizer
@@ -328,6 +328,7 @@ class ThinkerConductor:
         self.inputs_config.save(path)
         (path / HEARING_CONFIG_NAME).unlink(missing_ok=True)
         shutil.rmtree(path / EAR_DIR, ignore_errors=True)
+        shutil.rmtree(path / EAR_CHECK_DIR, ignore_errors=True)
         if self.hearing is not None:
             self.hearing.save(path)
         for name in (READING_CONFIG_NAME, READING_WEIGHTS_NAME):

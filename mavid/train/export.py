@@ -32,7 +32,7 @@ from PIL import Image
 from mavid.avatar import AVATAR_IMAGE
 from mavid.checkpoint import load_checkpoint, save_checkpoint
 from mavid.conductor.ear import EAR_DIR, Ear
-from mavid.conductor.hearing import WHISPER_DIR
+from mavid.conductor.hearing import EAR_CHECK_DIR, WHISPER_DIR
 from mavid.conductor.knowledge import KnowledgeConfig, KnowledgeEntry
 from mavid.conductor.thinker import ThinkerConductor
 from mavid.creator.face import fit_image
@@ -172,6 +172,7 @@ def export_tiny(
     ear: str | Path | None = None,
     ear_confidence: float | None = None,
     ear_words: bool = False,
+    ear_check: str | Path | None = None,
     recognizer: str | None = None,
     whisper_model: str | Path | None = None,
     max_frames: int | None = None,
@@ -186,6 +187,8 @@ def export_tiny(
     `ear_confidence` on (None: the hearing's default), checking the knowledge base's
     questions first where `knowledge` is given; None keeps the conductor's own, if any.
     `ear_words`: the ear's letters read as words of those questions (`HearingConfig.ear_words`).
+    `ear_check`: a second ear run's model/ that must be as sure (`HearingConfig.ear_check`);
+    None keeps the conductor's own, if any.
     `recognizer`: what writes down the turns the ear leaves ("pocketsphinx" or "whisper",
     `HearingConfig.recognizer`; None: the conductor's); `whisper_model`: a local CTranslate2
     Whisper directory, copied beside the Thinker (None: the copy shipped in a wheel).
@@ -232,6 +235,13 @@ def export_tiny(
             hearing_config = dataclasses.replace(hearing_config, ear_words=True)
     elif ear_confidence is not None or ear_words:
         raise ValueError("ear_confidence and ear_words are shipped with an ear")
+    if ear_check is not None:
+        ear_check = Path(ear_check)
+        check_model = Ear.from_pretrained(ear_check)  # raises ValueError naming the directory
+        base = hearing_config or (thinker.hearing.config if thinker.hearing else None)
+        if base is None or not base.ear:
+            raise ValueError("ear_check is a second ear: ship it with an ear (conductor_ear)")
+        hearing_config = dataclasses.replace(base, ear_check=True)
     if whisper_model is not None and recognizer != "whisper":
         raise ValueError("whisper_model is shipped with recognizer='whisper'")
     if recognizer is not None:
@@ -263,6 +273,9 @@ def export_tiny(
         shutil.rmtree(tmp / "conductor" / EAR_DIR, ignore_errors=True)
         # half precision, like the Creator (the letters heard are the same: tested)
         ear_model.save_pretrained(tmp / "conductor" / EAR_DIR, storage_dtype=torch.float16)
+    if ear_check is not None:
+        shutil.rmtree(tmp / "conductor" / EAR_CHECK_DIR, ignore_errors=True)
+        check_model.save_pretrained(tmp / "conductor" / EAR_CHECK_DIR, storage_dtype=torch.float16)
     if recognizer is not None:  # (an earlier export's own Whisper goes unless given again)
         shutil.rmtree(tmp / "conductor" / WHISPER_DIR, ignore_errors=True)
     if whisper_model is not None:
@@ -280,6 +293,11 @@ def export_tiny(
         if p.is_file()
     }
     runs = {"creator": _run_config(creator), "conductor": _run_config(conductor)}
+    if ear_check is not None:
+        runs["ear_check"] = _run_config(ear_check)
+    elif (tmp / "conductor" / EAR_CHECK_DIR).is_dir() and _exported_in(conductor) is not None:
+        earlier = json.loads((_exported_in(conductor) / PROVENANCE).read_text())["runs"]
+        runs["ear_check"] = earlier.get("ear_check")
     if ear is not None:
         runs["ear"] = _run_config(ear)
     elif (tmp / "conductor" / EAR_DIR).is_dir() and _exported_in(conductor) is not None:
