@@ -97,8 +97,10 @@ def test_rejects_non_text() -> None:
 
 
 printable = st.text(
+    # (U+FFFD, a byte-level decoder's mark for invalid UTF-8, is dropped by design: tested
+    # below; a fresh hypothesis database drew it once)
     alphabet=st.characters(
-        blacklist_categories=("Cc", "Cs", "Co", "Cn"), blacklist_characters="<>"
+        blacklist_categories=("Cc", "Cs", "Co", "Cn"), blacklist_characters="<>\ufffd"
     ),
     max_size=30,
 )
