@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import jiwer
@@ -23,9 +24,9 @@ import numpy as np
 import torch
 
 from benchmarks.ear import recordings
-from mavid.asr import Recognizer, normalize_text
+from mavid.asr import normalize_text
 from mavid.avatar import EMBEDDED_WEIGHTS
-from mavid.conductor.hearing import Hearing
+from mavid.conductor.hearing import Hearing, recognizer
 from mavid.data.shards import WorldDataset
 from mavid.interfaces import UserTurn
 from mavid.whisper_asr import WhisperRecognizer
@@ -45,7 +46,7 @@ def main() -> None:
         raise SystemExit(f"{args.conductor}: the Conductor has no hearing")
     config = hearing.config
     alone = {
-        "pocketsphinx": Recognizer(config.lm, config.corpus if config.lm == "domain" else None),
+        "pocketsphinx": recognizer(replace(config, recognizer="pocketsphinx")),
         "whisper": WhisperRecognizer(beam=config.whisper_beam),
     }
 
@@ -75,11 +76,11 @@ def main() -> None:
             f"{jiwer.wer(refs, [normalize_text(h.words) or '-' for h in heard]):.3f}  by "
             + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
         )
-        for label, recognizer in alone.items():
+        for label, alone_recognizer in alone.items():
             hyps, seconds = [], []
             for a, sr, _ in items:
                 start = time.perf_counter()
-                hyps.append(normalize_text(recognizer.transcribe(a, sr)) or "-")
+                hyps.append(normalize_text(alone_recognizer.transcribe(a, sr)) or "-")
                 seconds.append(time.perf_counter() - start)
             line += (
                 f"  | {label} alone WER {jiwer.wer(refs, hyps):.3f}, "

@@ -28,6 +28,7 @@ from mavid.data.speech import resample
 __all__ = [
     "ASR_SAMPLE_RATE",
     "Recognizer",
+    "checked_mono",
     "cmu_words",
     "normalize_text",
     "recognizer_input",
@@ -110,15 +111,20 @@ def write_arpa(texts: Iterable[str], path: Path) -> Path:
     return path
 
 
-def recognizer_input(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
-    """(N,) mono audio as a recognizer reads it: float32 at `rate`, clipped to [-1, 1];
-    ValueError for audio that is not mono or not finite."""
+def checked_mono(audio: np.ndarray) -> np.ndarray:
+    """`audio` as (N,) float32; ValueError for audio that is not mono or not finite."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise ValueError(f"expected mono (N,) audio, got {audio.shape}")
     if not np.isfinite(audio).all():
         raise ValueError("audio contains NaN or inf")
-    return np.clip(resample(audio, sample_rate, rate), -1.0, 1.0)
+    return audio
+
+
+def recognizer_input(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
+    """(N,) mono audio as a recognizer reads it: float32 at `rate`, clipped to [-1, 1];
+    ValueError for audio that is not mono or not finite."""
+    return np.clip(resample(checked_mono(audio), sample_rate, rate), -1.0, 1.0)
 
 
 class Recognizer:

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.audio_utils import mel_filter_bank
 
-from mavid.asr import ASR_SAMPLE_RATE, normalize_text
+from mavid.asr import ASR_SAMPLE_RATE, checked_mono, normalize_text
 from mavid.data.speech import resample
 
 __all__ = ["ALPHABET", "EAR_DIR", "Ear", "EarConfig", "decode_greedy", "encode_text"]
@@ -140,12 +140,8 @@ class Ear(nn.Module):
         """(T', alphabet + 1) log-probabilities of (N,) float mono audio at any rate (cut to
         MAX_SECONDS); None when it is too short to hear. Raises ValueError for bad audio.
         Thread-safe once in eval mode (`from_pretrained` returns it so)."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ValueError(f"expected mono (N,) audio, got {audio.shape}")
-        if not np.isfinite(audio).all():
-            raise ValueError("audio contains NaN or inf")
-        wave = resample(audio, sample_rate, ASR_SAMPLE_RATE)[: int(MAX_SECONDS * ASR_SAMPLE_RATE)]
+        wave = resample(checked_mono(audio), sample_rate, ASR_SAMPLE_RATE)
+        wave = wave[: int(MAX_SECONDS * ASR_SAMPLE_RATE)]
         if wave.size < self.config.n_fft:
             return None
         feats = self.features(torch.from_numpy(np.ascontiguousarray(wave))[None])

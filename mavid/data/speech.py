@@ -140,19 +140,23 @@ class Utterance:
         return self.audio.shape[0] / self.sample_rate
 
 
+def _variants_dir() -> Path:
+    return Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+
+
 def espeak_variants() -> list[str]:
     """Every voice variant espeak-ng's data ships (103; the world draws from `_VARIANTS`),
     names with spaces left out (espeak reads "+" names up to one)."""
-    folder = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name)
+    return sorted(p.name for p in _variants_dir().iterdir() if p.is_file() and " " not in p.name)
 
 
 def variant_settings(variant: str) -> dict[str, tuple[str, ...]]:
     """A variant file's settings: keyword -> its values, one tuple per line joined (the
     formant lines keyed "formant 0", "formant 1", ...)."""
-    path = Path(espeakng_loader.get_data_path()) / "voices" / "!v" / variant
     out: dict[str, tuple[str, ...]] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in (
+        (_variants_dir() / variant).read_text(encoding="utf-8", errors="replace").splitlines()
+    ):
         words = line.split("//")[0].split()
         if not words or words[0].startswith("#"):
             continue

@@ -213,6 +213,7 @@ def export_tiny(
     thinker = ThinkerConductor.from_pretrained(conductor)  # ConductorError names the directory
     if max_frames is not None:  # (checked here, before anything is written)
         inputs = dataclasses.replace(thinker.inputs_config, max_frames=max_frames)
+    shipped_hearing = thinker.hearing.config if thinker.hearing is not None else None
     hearing_config = None
     if ear is not None:
         ear = Path(ear)
@@ -238,14 +239,14 @@ def export_tiny(
     if ear_check is not None:
         ear_check = Path(ear_check)
         check_model = Ear.from_pretrained(ear_check)  # raises ValueError naming the directory
-        base = hearing_config or (thinker.hearing.config if thinker.hearing else None)
+        base = hearing_config or shipped_hearing
         if base is None or not base.ear:
             raise ValueError("ear_check is a second ear: ship it with an ear (conductor_ear)")
         hearing_config = dataclasses.replace(base, ear_check=True)
     if whisper_model is not None and recognizer != "whisper":
         raise ValueError("whisper_model is shipped with recognizer='whisper'")
     if recognizer is not None:
-        base = hearing_config or (thinker.hearing.config if thinker.hearing else None)
+        base = hearing_config or shipped_hearing
         if base is None:
             raise ValueError(f"{conductor}: the Conductor has no hearing to give a recognizer")
         hearing_config = dataclasses.replace(
@@ -293,17 +294,13 @@ def export_tiny(
         if p.is_file()
     }
     runs = {"creator": _run_config(creator), "conductor": _run_config(conductor)}
-    if ear_check is not None:
-        runs["ear_check"] = _run_config(ear_check)
-    elif (tmp / "conductor" / EAR_CHECK_DIR).is_dir() and _exported_in(conductor) is not None:
-        earlier = json.loads((_exported_in(conductor) / PROVENANCE).read_text())["runs"]
-        runs["ear_check"] = earlier.get("ear_check")
-    if ear is not None:
-        runs["ear"] = _run_config(ear)
-    elif (tmp / "conductor" / EAR_DIR).is_dir() and _exported_in(conductor) is not None:
-        # the ear came along inside an earlier export's conductor: so does its record
-        earlier = json.loads((_exported_in(conductor) / PROVENANCE).read_text())["runs"]
-        runs["ear"] = earlier.get("ear")
+    for key, given, folder in (("ear", ear, EAR_DIR), ("ear_check", ear_check, EAR_CHECK_DIR)):
+        if given is not None:
+            runs[key] = _run_config(given)
+        elif (tmp / "conductor" / folder).is_dir() and _exported_in(conductor) is not None:
+            # the ear came along inside an earlier export's conductor: so does its record
+            earlier = json.loads((_exported_in(conductor) / PROVENANCE).read_text())["runs"]
+            runs[key] = earlier.get(key)
     provenance = {"creator_params": model.creator_parameters(), "runs": runs, "files": files}
     (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n")
     old = dest.with_name(dest.name + ".old")
