@@ -433,6 +433,13 @@ class ExportCommand(Command):
         description="A local CTranslate2 Whisper directory to ship beside the Conductor, with "
         "--recognizer whisper (default: the Whisper tiny.en copy shipped in a wheel).",
     )
+    whisper_alternatives: float | None = Field(
+        None,
+        ge=0,
+        description="Whisper's other hypotheses within this of its best score (mean "
+        "log-probability per token) are offered to the knowledge base, which reads one that is "
+        "nearly a known question instead (0: off; default: the conductor's).",
+    )
 
     conductor_max_frames: int | None = Field(
         None,
@@ -460,6 +467,7 @@ class ExportCommand(Command):
             ear_check=self.ear_check,
             recognizer=self.recognizer,
             whisper_model=self.whisper_model,
+            whisper_alternatives=self.whisper_alternatives,
             max_frames=self.conductor_max_frames,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,

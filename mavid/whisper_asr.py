@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import ctranslate2
@@ -27,7 +28,13 @@ from num2words import num2words
 
 from mavid.asr import recognizer_input
 
-__all__ = ["WHISPER_SAMPLE_RATE", "WhisperRecognizer", "bundled_whisper", "spell_numbers"]
+__all__ = [
+    "WHISPER_SAMPLE_RATE",
+    "Hypothesis",
+    "WhisperRecognizer",
+    "bundled_whisper",
+    "spell_numbers",
+]
 
 WHISPER_SAMPLE_RATE = 16_000
 WINDOW_S = 30.0  # Whisper's window: faster-whisper pads every turn to it
@@ -78,6 +85,15 @@ def spell_numbers(text: str) -> str:
     return _NUMBER.sub(word, text)
 
 
+@dataclass(frozen=True)
+class Hypothesis:
+    """A way Whisper heard a turn: its words (numbers spelt) and its score, the beam's mean
+    log-probability per token (higher is likelier)."""
+
+    words: str
+    score: float
+
+
 class WhisperRecognizer:
     """Whisper from a local CTranslate2 directory (thread-safe; blocking: call from a worker)."""
 
@@ -117,12 +133,18 @@ class WhisperRecognizer:
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
         """Words heard in (N,) float32 mono audio, numbers spelt; '' when none are heard."""
+        best = self.hypotheses(audio, sample_rate)
+        return best[0].words if best else ""
+
+    def hypotheses(self, audio: np.ndarray, sample_rate: int) -> list[Hypothesis]:
+        """The beam's ways of hearing (N,) float32 mono audio, likeliest first, each once (as
+        spelt); [] when no words are heard. A turn longer than one window (over 20 s) has one."""
         pcm = recognizer_input(audio, sample_rate, WHISPER_SAMPLE_RATE)
         if pcm.size == 0:
-            return ""
+            return []
         with self._lock:
             if pcm.size / WHISPER_SAMPLE_RATE + PAD_S <= WINDOW_S:
-                text = self._short(pcm)
+                heard = self._short(pcm)
             else:  # a long turn: faster-whisper's 30-s windows, one after the other
                 segments, _ = self._model.transcribe(
                     pcm,
@@ -136,11 +158,19 @@ class WhisperRecognizer:
                     # (different every time); the short path decodes the same way
                     temperature=0.0,
                 )
-                text = " ".join(s.text.strip() for s in segments)  # (decoded as iterated)
-        return " ".join(spell_numbers(text).split())
+                segments = list(segments)  # (decoded as iterated)
+                score = float(np.mean([s.avg_logprob for s in segments])) if segments else 0.0
+                heard = [(" ".join(s.text.strip() for s in segments), score)]
+        out: dict[str, float] = {}
+        for text, score in heard:
+            words = " ".join(spell_numbers(text).split())
+            if words and words not in out:
+                out[words] = score
+        return [Hypothesis(w, s) for w, s in out.items()]
 
-    def _short(self, pcm: np.ndarray) -> str:
-        """A turn heard in one window of its own length plus `PAD_S` of silence."""
+    def _short(self, pcm: np.ndarray) -> list[tuple[str, float]]:
+        """A turn heard in one window of its own length plus `PAD_S` of silence: the beam's
+        hypotheses and their scores, likeliest first ([] where Whisper hears no speech)."""
         padded = np.zeros(pcm.size + int(PAD_S * WHISPER_SAMPLE_RATE), np.float32)
         padded[: pcm.size] = pcm
         features = self._model.feature_extractor(padded)[:, :-1]  # (80, frames at 100 Hz)
@@ -148,6 +178,8 @@ class WhisperRecognizer:
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
             [self._prompt],
             beam_size=self.beam,
+            num_hypotheses=self.beam,  # (the beam holds them anyway: no more work)
+            return_scores=True,
             # ~3 tokens a word, people say at most ~4 words a second
             max_length=int(16 * pcm.size / WHISPER_SAMPLE_RATE) + 16,
             return_no_speech_prob=True,
@@ -155,6 +187,9 @@ class WhisperRecognizer:
             suppress_tokens=self._suppress,
         )[0]
         if result.no_speech_prob > NO_SPEECH:
-            return ""
-        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        return self._tokenizer.decode(tokens).strip()
+            return []
+        eot = self._tokenizer.eot
+        return [
+            (self._tokenizer.decode([t for t in ids if t < eot]).strip(), float(score))
+            for ids, score in zip(result.sequences_ids, result.scores, strict=True)
+        ]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from micro_world import micro_world, one_torch_thread
 
-from mavid.conductor.hearing import HEARING_CONFIG_NAME, Hearing, HearingConfig
+from mavid.conductor.hearing import HEARING_CONFIG_NAME, Heard, Hearing, HearingConfig
 from mavid.conductor.thinker import ConductorConfig, ThinkerConductor
 from mavid.data.domain import INTENTS, domain_corpus, known_corpus, paraphrase_split
 from mavid.data.speech import synthesize
@@ -141,9 +141,9 @@ class _CountingHearing(Hearing):
         super().__init__(config)
         self.deaf, self.calls = deaf, 0
 
-    def transcribe(self, turn: UserTurn) -> str:
+    def heard(self, turn: UserTurn) -> Heard:
         self.calls += 1
-        return "" if self.deaf else super().transcribe(turn)
+        return Heard("", "") if self.deaf else super().heard(turn)
 
 
 @pytest.mark.parametrize("deaf", [False, True])

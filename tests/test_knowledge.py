@@ -90,7 +90,7 @@ def test_hostile_text_is_read_within_bounds(knowledge):
 
 
 def test_the_config_saves_loads_and_refuses_bad_files(tmp_path):
-    config = KnowledgeConfig(ENTRIES, keep_words_above=0.8)
+    config = KnowledgeConfig(ENTRIES, keep_words_above=0.8, alternative_above=0.5)
     config.save(tmp_path)
     assert KnowledgeConfig.load(tmp_path) == config
     assert KnowledgeConfig.load(tmp_path / "none") is None
@@ -106,10 +106,33 @@ def test_the_config_saves_loads_and_refuses_bad_files(tmp_path):
         KnowledgeConfig(ENTRIES, respell_above=101.0)
     with pytest.raises(ValueError, match="plain"):
         KnowledgeConfig(ENTRIES, plain="yes")
+    with pytest.raises(ValueError, match="alternative_above"):
+        KnowledgeConfig(ENTRIES, alternative_above=float("nan"))
     with pytest.raises(ValueError, match="at least one"):
         KnowledgeConfig(())
     with pytest.raises(ValueError, match="non-empty question"):
         KnowledgeEntry((" ",))
+
+
+def test_of_a_recognizers_ways_of_hearing_the_one_nearly_a_known_question_is_read(knowledge):
+    misheard = "can i bring my dock"  # (Whisper's best words for a voice it hears badly)
+    found = knowledge.nearest(misheard)[1]
+    assert knowledge.likeliest(misheard, []) == misheard
+    chosen = knowledge.likeliest(misheard, ["can i ring my dock", "can i bring my dog"])
+    assert chosen == "can i bring my dog"
+    # an alternative matching worse than the best words, or below alternative_above, is not
+    assert knowledge.likeliest("can i bring my dog", ["can i ring my dock"]) == (
+        "can i bring my dog"
+    )
+    strict = Knowledge(KnowledgeConfig(ENTRIES, alternative_above=1.01))
+    assert strict.likeliest(misheard, ["can i bring my dog"]) == misheard
+    # words far from every question (a person talking of something else) keep their own
+    # words where no alternative is nearly a known question
+    far = "he was not an ill disposed young man"
+    assert knowledge.likeliest(far, ["he was not an old disposed young man"]) == far
+    assert knowledge.nearest("can i bring my dog")[1] > found
+    assert knowledge.likeliest("", ["can i bring my dog"]) == "can i bring my dog"
+    assert knowledge.likeliest(misheard, ["", "?!"]) == misheard
 
 
 def test_the_domains_knowledge_holds_no_held_out_question():

@@ -155,6 +155,43 @@ def test_the_conductor_answers_the_same_questions_spoken(model):
     assert score.intent_accuracy >= SPOKEN_BOUND, list(zip(questions, predictions, strict=True))
 
 
+def test_whispers_misheard_words_are_read_as_the_known_question_it_nearly_heard(model):
+    # known questions said by two robotic espeak variants, heard by Whisper alone (as a
+    # person's voice is, or one the ear is unsure of): where its best words miss a word the
+    # domain has ("is their power king"), the Thinker reads the alternative of its beam that
+    # is nearly a known question ("Is there parking?"); no turn is read worse than heard
+    import dataclasses
+
+    from mavid.conductor.format import plain_words
+    from mavid.conductor.hearing import Hearing
+    from mavid.data.speech import Voice, synthesize
+
+    said = [
+        ("Is there parking?", Voice("en-us+rob", rate=170, pitch=40)),
+        ("Is there wifi?", Voice("en-us+rob", rate=170, pitch=40)),
+        ("Can I eat in the galleries?", Voice("en-us+rob", rate=170, pitch=40)),
+        ("Where is the cloakroom?", Voice("en+anika", rate=175, pitch=50)),
+        ("Can I bring my dog?", Voice("en+anika", rate=175, pitch=50)),
+        ("I don't feel well.", Voice("en+anika", rate=175, pitch=50)),
+    ]
+    shipped = ThinkerConductor.from_pretrained(EMBEDDED_WEIGHTS / "conductor")
+    assert shipped.hearing.config.whisper_alternatives > 0
+    config = dataclasses.replace(shipped.hearing.config, ear=False, ear_check=False,
+                                 ear_words=False)  # fmt: skip
+    shipped.hearing = Hearing(config, directory=EMBEDDED_WEIGHTS / "conductor")
+    corrected = 0
+    for question, voice in said:
+        turn = UserTurn(audio=synthesize(question, voice, 16_000).audio, audio_sample_rate=16_000)
+        heard = shipped.hearing.heard(turn)
+        read = shipped.prepare(turn).text
+        assert read in (heard.words, *heard.alternatives)
+        wer = [word_error_rate([plain_words(question)], [plain_words(t)]).wer
+               for t in (heard.words, read)]  # fmt: skip
+        assert wer[1] <= wer[0], (question, heard, read)
+        corrected += wer[0] > 0 and wer[1] == 0
+    assert corrected >= ALTERNATIVES_CORRECTED_BOUND
+
+
 def test_the_conductors_ear_hears_held_out_voices_better_than_its_recognizer(model):
     # every camera-free intent's held-out question, spoken by the world's held-out (test)
     # voices, no camera: the ear (trained on the other espeak voices) writes them down better
@@ -262,7 +299,9 @@ def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
 # ways of asking and the classifier, 0.83), 0.87 on those spoken by held-out voices (the ear's
 # letters not read as words, round 9: 0.63; without its ear, Whisper alone 0.7, PocketSphinx
 # alone 0.1; round 8: 0.47, round 7's ear 0.37); the ear heard all the known questions said
-# by held-out voices as those questions, and none of the held-out ones as a known question.
+# by held-out voices as those questions, and none of the held-out ones as a known question;
+# of six known questions Whisper misheard in two robotic variants, its beam's alternatives
+# read right 6 (without them 0).
 WER_BOUND = 0.9
 FRAME_STD = 1.5
 MOUTH_RANGE = 0.12
@@ -271,3 +310,4 @@ SPOKEN_BOUND = 0.9
 KNOWN_HEARD_BOUND = 0.9
 HELD_OUT_BOUND = 0.95
 EAR_BOUND = 0.8
+ALTERNATIVES_CORRECTED_BOUND = 4

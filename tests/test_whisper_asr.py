@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from mavid.conductor.hearing import WHISPER_DIR, Hearing, HearingConfig
+from mavid.conductor.hearing import WHISPER_DIR, Heard, Hearing, HearingConfig
 from mavid.data.speech import Voice, synthesize
 from mavid.eval.wer import normalize_text, word_error_rate
 from mavid.interfaces import UserTurn
@@ -126,9 +126,37 @@ def test_the_hearing_writes_down_with_whisper(tmp_path, spoken):
         Hearing.load(tmp_path)
 
 
+def test_the_beams_other_hypotheses_come_likeliest_first(whisper, spoken):
+    hypotheses = whisper.hypotheses(spoken.audio, spoken.sample_rate)
+    assert hypotheses[0].words == whisper.transcribe(spoken.audio, spoken.sample_rate)
+    assert 2 <= len(hypotheses) <= whisper.beam
+    scores = [h.score for h in hypotheses]
+    assert scores == sorted(scores, reverse=True) and all(s < 0 for s in scores)
+    assert len({h.words for h in hypotheses}) == len(hypotheses)  # each once
+    assert whisper.hypotheses(np.zeros(16_000, np.float32), 16_000) == []
+
+
+def test_the_hearing_hands_on_whispers_near_alternatives(spoken):
+    turn = UserTurn(audio=spoken.audio, audio_sample_rate=spoken.sample_rate)
+    alone = Hearing(HearingConfig(recognizer="whisper")).heard(turn)
+    assert alone.alternatives == ()  # (off by default)
+    hypotheses = WhisperRecognizer().hypotheses(spoken.audio, spoken.sample_rate)
+    margin = (hypotheses[0].score - hypotheses[1].score) + 1e-6  # just the second
+    hearing = Hearing(HearingConfig(recognizer="whisper", whisper_alternatives=margin))
+    heard = hearing.heard(turn)
+    assert heard.words == alone.words and heard.alternatives == (hypotheses[1].words,)
+    wide = Hearing(HearingConfig(recognizer="whisper", whisper_alternatives=100.0))
+    assert wide.heard(turn).alternatives == tuple(h.words for h in hypotheses[1:])
+    assert wide.applied(turn) == (hearing.apply(turn), tuple(h.words for h in hypotheses[1:]))
+    silent = UserTurn(audio=np.zeros(16_000, np.float32), audio_sample_rate=16_000)
+    assert wide.heard(silent) == Heard("", "") and wide.applied(silent) == (silent, ())
+
+
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
+        ("whisper_alternatives", -0.1, "whisper_alternatives"),
+        ("whisper_alternatives", float("nan"), "whisper_alternatives"),
         ("recognizer", "vosk", "recognizer must be"),
         ("whisper_beam", 0, "whisper_beam"),
         ("whisper_beam", 2.5, "whisper_beam"),

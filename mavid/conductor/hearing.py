@@ -114,6 +114,12 @@ class HearingConfig:
     recognizer: Literal["pocketsphinx", "whisper"] = "pocketsphinx"
     whisper_model: str = ""
     whisper_beam: int = 5
+    # Whisper's other hypotheses scoring within this (mean log-probability per token) of its
+    # best go with its words (`Heard.alternatives`): the knowledge base may read one of them
+    # instead, one nearly a question it knows (`KnowledgeConfig.alternative_above`), where
+    # Whisper misheard a word the domain has ("Can I walk in your mind?" for "Can I park
+    # nearby?": README, "What was tried", round 13). 0: its best words alone
+    whisper_alternatives: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lm not in ("domain", "general"):
@@ -143,6 +149,9 @@ class HearingConfig:
         if not isinstance(self.whisper_model, str):
             raise ValueError(f"whisper_model must be a path, got {self.whisper_model!r}")
         check_int("whisper_beam", self.whisper_beam, 1)
+        check_number("whisper_alternatives", self.whisper_alternatives)
+        if self.whisper_alternatives < 0:
+            raise ValueError(f"whisper_alternatives must be >= 0, got {self.whisper_alternatives}")
         if (
             self.recognizer == "pocketsphinx"
             and self.lm == "domain"
@@ -200,10 +209,12 @@ def recognizer(
 class Heard:
     """A spoken turn's words and what wrote them down: "known" (the ear heard a question the
     Conductor knows), "ear" (its letters, read as words where `ear_words`), "pocketsphinx" or
-    "whisper" (the recognizer); "" where no word was heard."""
+    "whisper" (the recognizer); "" where no word was heard. `alternatives`: the recognizer's
+    other ways of hearing it, nearly as likely (`HearingConfig.whisper_alternatives`)."""
 
     words: str
     by: str
+    alternatives: tuple[str, ...] = ()
 
 
 class Hearing:
@@ -283,6 +294,14 @@ class Hearing:
                 words = self.word_search.words(logp) if self.word_search is not None else ""
                 log.debug("ear's words %r", words)
                 return Heard(words or letters, "ear")
+        if self.config.recognizer == "whisper" and self.config.whisper_alternatives > 0:
+            hypotheses = self.recognizer.hypotheses(audio, turn.audio_sample_rate)
+            if not hypotheses:
+                return Heard("", "")
+            best = hypotheses[0]
+            within = best.score - self.config.whisper_alternatives
+            others = tuple(h.words for h in hypotheses[1:] if h.score >= within)
+            return Heard(best.words, "whisper", others)
         words = self.recognizer.transcribe(audio, turn.audio_sample_rate)
         return Heard(words, self.config.recognizer if words else "")
 
@@ -308,11 +327,17 @@ class Hearing:
         """The turn as the Thinker reads it: a spoken turn without text gets its transcript
         as text (and loses its audio unless `keep_audio`); typed turns, turns that already
         carry text and turns in which no word is heard come back as they are."""
+        return self.applied(turn)[0]
+
+    def applied(self, turn: UserTurn) -> tuple[UserTurn, tuple[str, ...]]:
+        """`apply`, with the recognizer's other ways of hearing the turn (`Heard.
+        alternatives`; none for a turn that was not written down)."""
         if turn.text.strip() or turn.audio is None or turn.audio.size == 0:
-            return turn
+            return turn, ()
         check_turn(turn)  # the Thinker's own checks, before its audio is replaced
-        words = self.transcribe(turn)
-        log.debug("heard %r", words)
-        if not words:
-            return turn
-        return replace(turn, text=words, audio=turn.audio if self.config.keep_audio else None)
+        heard = self.heard(turn)
+        log.debug("heard %r (or %r)", heard.words, heard.alternatives)
+        if not heard.words:
+            return turn, ()
+        audio = turn.audio if self.config.keep_audio else None
+        return replace(turn, text=heard.words, audio=audio), heard.alternatives

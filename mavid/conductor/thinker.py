@@ -13,7 +13,7 @@ import queue
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -348,8 +348,15 @@ class ThinkerConductor:
     # -- streaming ---------------------------------------------------------------------
     def prepare(self, turn: UserTurn) -> UserTurn:
         """The turn as the Thinker reads it: a spoken turn's words written down by its hearing,
-        where it has one. Blocking."""
-        return self.hearing.apply(turn) if self.hearing is not None else turn
+        where it has one (of the recognizer's ways of hearing them, the one its knowledge base
+        finds a known question in: `Knowledge.likeliest`). Blocking."""
+        if self.hearing is None:
+            return turn
+        read, alternatives = self.hearing.applied(turn)
+        if alternatives and self.knowledge is not None:
+            words = self.knowledge.likeliest(read.text, alternatives)
+            read = read if words == read.text else replace(read, text=words)
+        return read
 
     def read_as_known(self, turn: UserTurn) -> UserTurn:
         """The (written down) turn as the Thinker reads it: a question it was never taught as

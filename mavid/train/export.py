@@ -175,6 +175,7 @@ def export_tiny(
     ear_check: str | Path | None = None,
     recognizer: str | None = None,
     whisper_model: str | Path | None = None,
+    whisper_alternatives: float | None = None,
     max_frames: int | None = None,
     **settings: float | None,
 ) -> Path:
@@ -191,7 +192,8 @@ def export_tiny(
     None keeps the conductor's own, if any.
     `recognizer`: what writes down the turns the ear leaves ("pocketsphinx" or "whisper",
     `HearingConfig.recognizer`; None: the conductor's); `whisper_model`: a local CTranslate2
-    Whisper directory, copied beside the Thinker (None: the copy shipped in a wheel).
+    Whisper directory, copied beside the Thinker (None: the copy shipped in a wheel);
+    `whisper_alternatives`: `HearingConfig.whisper_alternatives` (None: the conductor's).
     `max_frames`: the most camera frames of a turn the Thinker reads (`ThinkerInputsConfig`;
     None: the conductor's setting). `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
@@ -256,6 +258,12 @@ def export_tiny(
         )  # (raises ValueError naming a recognizer it does not know)
         if recognizer == "whisper":  # loaded now: a directory that is no Whisper fails here,
             WhisperRecognizer(whisper_model)  # before anything is written
+    if whisper_alternatives is not None:
+        base = hearing_config or shipped_hearing
+        if base is None or base.recognizer != "whisper":
+            raise ValueError("whisper_alternatives are Whisper's: ship them with it (recognizer)")
+        # (raises ValueError for a negative margin)
+        hearing_config = dataclasses.replace(base, whisper_alternatives=whisper_alternatives)
     for stage, png in (plots or {}).items():
         if not Path(png).is_file():
             raise FileNotFoundError(f"loss plot of {stage!r} not found: {png}")
