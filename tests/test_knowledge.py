@@ -108,6 +108,9 @@ def test_the_config_saves_loads_and_refuses_bad_files(tmp_path):
         KnowledgeConfig(ENTRIES, plain="yes")
     with pytest.raises(ValueError, match="alternative_above"):
         KnowledgeConfig(ENTRIES, alternative_above=float("nan"))
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="classifier_ngrams"):
+            KnowledgeConfig(ENTRIES, classifier_ngrams=bad)
     with pytest.raises(ValueError, match="at least one"):
         KnowledgeConfig(())
     with pytest.raises(ValueError, match="non-empty question"):
@@ -250,6 +253,27 @@ def test_an_entrys_letters_count_by_its_best_spelt_texts(tmp_path):
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="spelling_best"):
             KnowledgeConfig(entries, spelling_best=bad)
+
+
+def test_the_classifier_reading_ngrams_finds_more_ways_of_asking_it_never_held():
+    # the domain's base with every 8th of each entry's other ways of asking left out: those
+    # are found more often where the classifier reads the texts' n-grams beside their vectors
+    from dataclasses import replace
+
+    config = domain_knowledge()
+    assert config.classifier_ngrams > 0
+    held = [(k, e.also[i]) for k, e in enumerate(config.entries) for i in range(3, len(e.also), 8)]
+    left = {text for _, text in held}
+    entries = tuple(
+        replace(e, also=tuple(t for t in e.also if t not in left)) for e in config.entries
+    )
+
+    def found(knowledge: Knowledge) -> int:
+        return sum(knowledge.nearest(text)[0] in entries[k].questions for k, text in held)
+
+    with_ngrams = found(Knowledge(replace(config, entries=entries)))
+    without = found(Knowledge(replace(config, entries=entries, classifier_ngrams=0.0)))
+    assert with_ngrams >= without + 0.03 * len(held), (with_ngrams, without, len(held))
 
 
 def test_common_words_are_classified_and_garbled_letters_are_not():

@@ -132,6 +132,9 @@ def avatar_face(seed: int = 0, index: int = 0, size: int = 128) -> np.ndarray:
 # 74.1 % right at 0 and 74.7 % at 1 (typed words are words: the letters barely count); the
 # val split's spoken turns as the shipped ear writes them down, 48.4 % at 0 and 71.0 % at 1.
 DOMAIN_SPELLING_WEIGHT = 1.0
+# the classifier reads n-grams beside the sentence vector at this weight (`KnowledgeConfig.
+# classifier_ngrams`; chosen without the test, each way of asking left out in turn)
+DOMAIN_CLASSIFIER_NGRAMS = 2.0
 
 
 def domain_knowledge(spelling_weight: float = DOMAIN_SPELLING_WEIGHT) -> KnowledgeConfig:
@@ -147,7 +150,9 @@ def domain_knowledge(spelling_weight: float = DOMAIN_SPELLING_WEIGHT) -> Knowled
         answers = tuple(dict.fromkeys(a.speech for a in intent.by_prop.values()))
         answers = answers or (intent.answer_for().speech,)
         entries.append(KnowledgeEntry(questions, answers, more[intent.name]))
-    return KnowledgeConfig(tuple(entries), spelling_weight=spelling_weight)
+    return KnowledgeConfig(
+        tuple(entries), spelling_weight=spelling_weight, classifier_ngrams=DOMAIN_CLASSIFIER_NGRAMS
+    )
 
 
 # The inference settings an export can ship (CreatorConfig fields): their lowest and highest
