@@ -15,6 +15,7 @@ from mavid.conductor.knowledge import (
     KnowledgeEntry,
 )
 from mavid.conductor.thinker import ConductorConfig, ThinkerConductor
+from mavid.data.dialogue import typed_form
 from mavid.data.domain import INTENTS, paraphrase_split
 from mavid.eval.conductor import run_conductor
 from mavid.interfaces import UserTurn
@@ -111,6 +112,8 @@ def test_the_config_saves_loads_and_refuses_bad_files(tmp_path):
     for bad in (-1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="classifier_ngrams"):
             KnowledgeConfig(ENTRIES, classifier_ngrams=bad)
+    with pytest.raises(ValueError, match="classify_all"):
+        KnowledgeConfig(ENTRIES, classify_all="yes")
     with pytest.raises(ValueError, match="at least one"):
         KnowledgeConfig(())
     with pytest.raises(ValueError, match="non-empty question"):
@@ -271,9 +274,19 @@ def test_the_classifier_reading_ngrams_finds_more_ways_of_asking_it_never_held()
     def found(knowledge: Knowledge) -> int:
         return sum(knowledge.nearest(text)[0] in entries[k].questions for k, text in held)
 
-    with_ngrams = found(Knowledge(replace(config, entries=entries)))
-    without = found(Knowledge(replace(config, entries=entries, classifier_ngrams=0.0)))
+    with_ngrams = found(Knowledge(replace(config, entries=entries, classify_all=False)))
+    without = found(
+        Knowledge(replace(config, entries=entries, classifier_ngrams=0.0, classify_all=False))
+    )
     assert with_ngrams >= without + 0.03 * len(held), (with_ngrams, without, len(held))
+    # typed as the world types (dropped letters: words the base lacks), they are found more
+    # often where the classifier reads every text, not only texts of known words
+    rng = np.random.default_rng(0)
+    held = [(k, typed_form(text, rng)) for k, text in held]
+    assert config.classify_all
+    every = found(Knowledge(replace(config, entries=entries)))
+    known_words_only = found(Knowledge(replace(config, entries=entries, classify_all=False)))
+    assert every >= known_words_only + 0.01 * len(held), (every, known_words_only, len(held))
 
 
 def test_common_words_are_classified_and_garbled_letters_are_not():

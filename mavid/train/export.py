@@ -151,7 +151,10 @@ def domain_knowledge(spelling_weight: float = DOMAIN_SPELLING_WEIGHT) -> Knowled
         answers = answers or (intent.answer_for().speech,)
         entries.append(KnowledgeEntry(questions, answers, more[intent.name]))
     return KnowledgeConfig(
-        tuple(entries), spelling_weight=spelling_weight, classifier_ngrams=DOMAIN_CLASSIFIER_NGRAMS
+        tuple(entries),
+        spelling_weight=spelling_weight,
+        classifier_ngrams=DOMAIN_CLASSIFIER_NGRAMS,
+        classify_all=True,
     )
 
 
