@@ -114,6 +114,9 @@ def test_the_config_saves_loads_and_refuses_bad_files(tmp_path):
             KnowledgeConfig(ENTRIES, classifier_ngrams=bad)
     with pytest.raises(ValueError, match="classify_all"):
         KnowledgeConfig(ENTRIES, classify_all="yes")
+    # a base whose texts hold no word at all still loads (its n-grams have nothing to read)
+    wordless = (KnowledgeEntry(("?",)), KnowledgeEntry(("!",)))
+    assert Knowledge(KnowledgeConfig(wordless, classifier_ngrams=2.0)).nearest("hi")[0] in "?!"
     with pytest.raises(ValueError, match="at least one"):
         KnowledgeConfig(())
     with pytest.raises(ValueError, match="non-empty question"):

@@ -253,7 +253,7 @@ class Knowledge:
             # (imported here: 0.7 s, and a Thinker with no knowledge base never needs it)
             from sklearn.linear_model import LogisticRegression
 
-            if config.classifier_ngrams > 0:
+            if config.classifier_ngrams > 0 and any(self._spelt):  # (a base of no words: none)
                 self._ngrams = _ngram_features(self._spelt)
             self._classifier = LogisticRegression(C=config.classifier_c, max_iter=5_000)
             self._classifier.fit(self._features(self._matrix, self._spelt), entry)
