@@ -322,3 +322,14 @@ def test_a_three_letter_typo_is_respelt_but_not_two():
     knowledge = Knowledge(KnowledgeConfig(ENTRIES))
     assert knowledge._respelt("wen") == "when"  # a dropped letter
     assert knowledge._respelt("th") == "th" and knowledge._respelt("dgo") == "dgo"
+
+
+def test_conductors_loaded_with_the_same_base_share_one_fitted_copy():
+    from dataclasses import replace
+
+    config = KnowledgeConfig(ENTRIES)
+    shared = Knowledge.shared(config)
+    assert Knowledge.shared(KnowledgeConfig(ENTRIES)) is shared  # equal config, one copy
+    other = Knowledge.shared(replace(config, keep_words_above=0.8))
+    assert other is not shared and other.config.keep_words_above == 0.8
+    assert shared.nearest("can i bring my dog") == Knowledge(config).nearest("can i bring my dog")

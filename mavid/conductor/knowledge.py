@@ -36,7 +36,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +223,13 @@ def _ngram_features(spelt: Sequence[str]):
 class Knowledge:
     """Finds the known question a turn asks (thread-safe: read-only after construction)."""
 
+    @staticmethod
+    def shared(config: KnowledgeConfig) -> Knowledge:
+        """The knowledge base of `config`, built once per process (its classifier takes ~1.5 s
+        to fit) and shared by every Conductor loaded with an equal config: read-only, so
+        sessions can share it as they share the weights."""
+        return _shared_knowledge(config)
+
     def __init__(self, config: KnowledgeConfig) -> None:
         self.config = config
         self.table = word_table(config.table)
@@ -373,3 +380,8 @@ class Knowledge:
         """The turn as the Thinker reads it: its own words when they are (nearly) a known
         question or have no word, else the known question nearest to them."""
         return self.understand(turn)[0]
+
+
+@lru_cache(maxsize=4)
+def _shared_knowledge(config: KnowledgeConfig) -> Knowledge:
+    return Knowledge(config)

@@ -312,7 +312,7 @@ class ThinkerConductor:
         if reading is not None:
             reading.to(device=model.device, dtype=model.dtype)
         knowledge_config = KnowledgeConfig.load(path)
-        knowledge = Knowledge(knowledge_config) if knowledge_config is not None else None
+        knowledge = Knowledge.shared(knowledge_config) if knowledge_config is not None else None
         if config is None:
             config = ConductorConfig.from_generation_config(model.generation_config)
         return cls(
