@@ -161,11 +161,13 @@ class WhisperRecognizer:
                 segments = list(segments)  # (decoded as iterated)
                 score = float(np.mean([s.avg_logprob for s in segments])) if segments else 0.0
                 heard = [(" ".join(s.text.strip() for s in segments), score)]
+        spelt = [(" ".join(spell_numbers(text).split()), score) for text, score in heard]
+        if not spelt or not spelt[0][0]:
+            return []  # the likeliest way of hearing it has no words: none are heard
         out: dict[str, float] = {}
-        for text, score in heard:
-            words = " ".join(spell_numbers(text).split())
-            if words and words not in out:
-                out[words] = score
+        for words, score in spelt:
+            if words:
+                out.setdefault(words, score)
         return [Hypothesis(w, s) for w, s in out.items()]
 
     def _short(self, pcm: np.ndarray) -> list[tuple[str, float]]:

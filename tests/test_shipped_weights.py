@@ -301,10 +301,9 @@ def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
 # ways of asking and the classifier, 0.83), 0.87 on those spoken by held-out voices (the ear's
 # letters not read as words, round 9: 0.63; without its ear, Whisper alone 0.83 (round 12:
 # 0.7), PocketSphinx alone 0.1; round 8: 0.47, round 7's ear 0.37); the ear heard all the
-# known questions said
-# by held-out voices as those questions, and none of the held-out ones as a known question;
-# of six known questions Whisper misheard in two robotic variants, its beam's alternatives
-# read right 6 (without them 0).
+# known questions said by held-out voices as those questions, and none of the held-out ones
+# as a known question; of six known questions Whisper misheard in two robotic variants, its
+# beam's alternatives read right 6 (without them 0).
 WER_BOUND = 0.9
 FRAME_STD = 1.5
 MOUTH_RANGE = 0.12
