@@ -30,7 +30,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import av
@@ -211,6 +211,14 @@ class _Playback:
     end_s: float | None = None  # known once the session says the answer is over
     deadline_s: float | None = None
     interrupted: bool = False
+    # (clip start, idle gap before it): a clip that came late left silence on the line,
+    # which is not part of what the answer said
+    gaps: list[tuple[float, float]] = field(default_factory=list)
+
+    def position(self, t: float) -> float:
+        """Seconds of the answer's own audio heard by media time t (gaps left out)."""
+        idle = sum(min(gap, max(0.0, t - (start - gap))) for start, gap in self.gaps)
+        return max(0.0, t - self.start_s - idle)
 
 
 class PlaybackTracker:
@@ -221,7 +229,9 @@ class PlaybackTracker:
     A normal end is reported only when the audio source has played up to the answer's end
     (not when its last clip was merely pushed: the early case), and at the latest
     `grace_s` after that end on the media clock (the never case). An interruption is
-    reported on the first tick after it, i.e. after the pump's clear-buffer.
+    reported on the first tick after it, i.e. after the pump's clear-buffer. Its position is
+    how much of the answer's own audio was heard, as livekit-agents means it: silence left
+    on the line by a clip that came late is not counted.
     """
 
     def __init__(self, grace_s: float = 0.5) -> None:
@@ -236,8 +246,11 @@ class PlaybackTracker:
         kind = event.get("type")
         if kind == "clip":
             turn = int(event.get("turn", 0))
+            start = float(event.get("start", 0.0))
             if self._current is None or self._current.turn != turn:
-                self._current = _Playback(turn, float(event.get("start", 0.0)))
+                self._current = _Playback(turn, start)
+            elif float(event.get("gap", 0.0)) > 0:
+                self._current.gaps.append((start, float(event["gap"])))
         elif self._current is None:
             return
         elif kind == "barge_in":
@@ -257,11 +270,11 @@ class PlaybackTracker:
         if current is None:
             return None
         if current.interrupted:
-            position = max(0.0, min(played_s, now) - current.start_s)
+            position = current.position(min(played_s, now))
         elif current.end_s is not None and (
             played_s >= current.end_s - 1e-6 or now >= (current.deadline_s or 0.0)
         ):
-            position = max(0.0, current.end_s - current.start_s)
+            position = current.position(current.end_s)
         else:
             return None
         self._current = None

@@ -379,7 +379,9 @@ async def test_playback_finished_waits_for_the_audio_not_the_last_push(room: Fak
         )
         # it came once the source had played the clip, not when the state event did
         assert transport.playout.clock.now() >= scheduled.end_s - 0.02
-        assert transport.sync.last_audio_time >= scheduled.end_s - 1e-6
+        # livekit counts a frame whose capture is still in flight as queued before it
+        # takes its timestamp, so a reading taken now may be one frame low
+        assert transport.sync.last_audio_time >= scheduled.end_s - 0.02 - 1e-6
         finished = next(e for e in local.events() if e["type"] == "playback_finished")
         assert finished == {
             "type": "playback_finished",
@@ -436,6 +438,24 @@ def test_playback_tracker_never_hangs_and_reports_once() -> None:
     assert done is not None and done["interrupted"] and done["position"] == pytest.approx(0.2)
     # no answer, nothing to report
     tracker.on_event({"type": "state", "state": "listening"}, end_s=9.0)
+    assert tracker.poll(now=10.0, played_s=10.0) is None
+
+
+def test_playback_position_leaves_out_the_gaps_of_late_clips() -> None:
+    tracker = PlaybackTracker(grace_s=0.5)
+    # clip 0 plays 1.0-1.5; clip 1 came late: 0.1 s of silence, then 1.6-2.1
+    tracker.on_event({"type": "clip", "turn": 1, "start": 1.0, "gap": 0.0}, end_s=1.5)
+    tracker.on_event({"type": "clip", "turn": 1, "start": 1.6, "gap": 0.1}, end_s=2.1)
+    tracker.on_event({"type": "state", "state": "listening"}, end_s=2.1)
+    done = tracker.poll(now=2.1, played_s=2.1)
+    assert done is not None and done["position"] == pytest.approx(1.0)
+    # cut inside the gap: all of clip 0 was heard, none of clip 1; then 0.2 s into clip 1
+    for cut, heard in ((1.55, 0.5), (1.8, 0.7)):
+        tracker.on_event({"type": "clip", "turn": 2, "start": 1.0}, end_s=1.5)
+        tracker.on_event({"type": "clip", "turn": 2, "start": 1.6, "gap": 0.1}, end_s=2.1)
+        tracker.on_event({"type": "barge_in", "turn": 2}, end_s=cut)
+        done = tracker.poll(now=cut, played_s=cut)
+        assert done is not None and done["position"] == pytest.approx(heard)
     assert tracker.poll(now=10.0, played_s=10.0) is None
 
 
