@@ -441,6 +441,14 @@ class ExportCommand(Command):
         "nearly a known question instead (0: off; default: the conductor's).",
     )
 
+    ear_second_opinion: float | None = Field(
+        None,
+        ge=0,
+        description="Where the ear's words fit its hearing of a turn worse than this (CTC loss "
+        "per letter), the recognizer writes the turn down too, and its words are read where "
+        "they fit the ear's hearing better (0: off; default: the conductor's).",
+    )
+
     conductor_max_frames: int | None = Field(
         None,
         ge=1,
@@ -468,6 +476,7 @@ class ExportCommand(Command):
             recognizer=self.recognizer,
             whisper_model=self.whisper_model,
             whisper_alternatives=self.whisper_alternatives,
+            ear_second_opinion=self.ear_second_opinion,
             max_frames=self.conductor_max_frames,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,

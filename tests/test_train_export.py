@@ -268,6 +268,10 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     # an export of that export keeps the ear and its record
     again = export_tiny(dest / "creator", dest / "conductor", tmp_path / "again")
     assert load_avatar_model(again).conductor.hearing.ear is not None
+    # a second opinion on the ear's words, set on an export of that export
+    opinion = export_tiny(dest / "creator", dest / "conductor", tmp_path / "opinion",
+                          ear_second_opinion=0.6)  # fmt: skip
+    assert load_avatar_model(opinion).conductor.hearing.config.ear_second_opinion == 0.6
     assert json.loads((again / "provenance.json").read_text())["runs"]["ear"] == {"stage": "ear"}
     # a newer ear's plot, not the one the earlier export's conductor part carries
     newer = tmp_path / "ear-run-2"
@@ -311,6 +315,7 @@ def test_a_recognizer_ships_with_the_hearing(results, tmp_path):
         ({"whisper_model": bundled_whisper()}, "recognizer='whisper'"),
         ({"whisper_alternatives": 0.3}, "whisper_alternatives are Whisper's"),
         ({"recognizer": "whisper", "whisper_alternatives": -1.0}, "whisper_alternatives"),
+        ({"ear_second_opinion": 0.6}, "ship it with an ear"),
     ):
         with pytest.raises(ValueError, match=match):
             export_tiny(creator, hearing_dir, tmp_path / "bad", **bad)

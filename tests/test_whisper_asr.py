@@ -161,6 +161,9 @@ def test_the_hearing_hands_on_whispers_near_alternatives(spoken):
         ("whisper_beam", 0, "whisper_beam"),
         ("whisper_beam", 2.5, "whisper_beam"),
         ("whisper_model", 3, "whisper_model"),
+        ("ear_second_opinion", -0.1, "ear_second_opinion"),
+        ("ear_second_opinion", float("nan"), "ear_second_opinion"),
+        ("ear_second_opinion", 0.6, "give ear"),
     ],
 )
 def test_a_wrong_setting_is_refused(field, value, match):

@@ -120,6 +120,14 @@ class HearingConfig:
     # Whisper misheard a word the domain has ("Can I walk in your mind?" for "Can I park
     # nearby?": README, "What was tried", round 13). 0: its best words alone
     whisper_alternatives: float = 0.0
+    # a second opinion on the ear's words: where they fit its own hearing of the turn worse
+    # than this (`Ear.misfit`, CTC loss per letter), the recognizer writes the turn down too,
+    # and its words are read where they fit the ear's hearing better. The word search knows
+    # only the knowledge base's words and word pairs, and bends a question it never met into
+    # them ("tell me the museums" for "Tell me the museum rules."); the recognizer's words
+    # are judged by the same ear, so a person's voice (never sure enough to get here) is not
+    # affected. 0: off (README, "What was tried", round 14)
+    ear_second_opinion: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lm not in ("domain", "general"):
@@ -152,6 +160,11 @@ class HearingConfig:
         check_number("whisper_alternatives", self.whisper_alternatives)
         if self.whisper_alternatives < 0:
             raise ValueError(f"whisper_alternatives must be >= 0, got {self.whisper_alternatives}")
+        check_number("ear_second_opinion", self.ear_second_opinion)
+        if self.ear_second_opinion < 0:
+            raise ValueError(f"ear_second_opinion must be >= 0, got {self.ear_second_opinion}")
+        if self.ear_second_opinion > 0 and not self.ear:
+            raise ValueError("ear_second_opinion is a second opinion on the ear's words: give ear")
         if (
             self.recognizer == "pocketsphinx"
             and self.lm == "domain"
@@ -293,7 +306,7 @@ class Hearing:
             if letters and sure >= self.config.ear_confidence:
                 words = self.word_search.words(logp) if self.word_search is not None else ""
                 log.debug("ear's words %r", words)
-                return Heard(words or letters, "ear")
+                return self._second_opinion(audio, turn.audio_sample_rate, logp, words or letters)
         if self.config.recognizer == "whisper" and self.config.whisper_alternatives > 0:
             hypotheses = self.recognizer.hypotheses(audio, turn.audio_sample_rate)
             if not hypotheses:
@@ -304,6 +317,28 @@ class Hearing:
             return Heard(best.words, "whisper", others)
         words = self.recognizer.transcribe(audio, turn.audio_sample_rate)
         return Heard(words, self.config.recognizer if words else "")
+
+    def _second_opinion(
+        self, audio: np.ndarray, sample_rate: int, logp: torch.Tensor, words: str
+    ) -> Heard:
+        """The ear's `words`, or the recognizer's where the ear's fit its hearing worse than
+        `ear_second_opinion` and the recognizer's fit it better."""
+        limit = self.config.ear_second_opinion
+        if limit <= 0:
+            return Heard(words, "ear")
+        ids = encode_text(plain_words(words))
+        own = float(self.ear.misfit(logp, [torch.tensor(ids)])[0]) if ids else 0.0
+        if own <= limit:
+            return Heard(words, "ear")
+        other = self.recognizer.transcribe(audio, sample_rate)
+        ids = encode_text(plain_words(other))
+        if not ids:
+            return Heard(words, "ear")
+        theirs = float(self.ear.misfit(logp, [torch.tensor(ids)])[0])
+        log.debug("ear's words %r (misfit %.2f), recognizer's %r (%.2f)", words, own, other, theirs)
+        if theirs < own:
+            return Heard(other, self.config.recognizer)
+        return Heard(words, "ear")
 
     def _known_heard(self, logp: torch.Tensor | None, letters: str) -> str | None:
         """The known question (plain words) that fits the turn's audio, if one does."""

@@ -184,6 +184,7 @@ def export_tiny(
     recognizer: str | None = None,
     whisper_model: str | Path | None = None,
     whisper_alternatives: float | None = None,
+    ear_second_opinion: float | None = None,
     max_frames: int | None = None,
     **settings: float | None,
 ) -> Path:
@@ -202,6 +203,7 @@ def export_tiny(
     `HearingConfig.recognizer`; None: the conductor's); `whisper_model`: a local CTranslate2
     Whisper directory, copied beside the Thinker (None: the copy shipped in a wheel);
     `whisper_alternatives`: `HearingConfig.whisper_alternatives` (None: the conductor's).
+    `ear_second_opinion`: `HearingConfig.ear_second_opinion` (None: the conductor's).
     `max_frames`: the most camera frames of a turn the Thinker reads (`ThinkerInputsConfig`;
     None: the conductor's setting). `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
@@ -272,6 +274,12 @@ def export_tiny(
             raise ValueError("whisper_alternatives are Whisper's: ship them with it (recognizer)")
         # (raises ValueError for a negative margin)
         hearing_config = dataclasses.replace(base, whisper_alternatives=whisper_alternatives)
+    if ear_second_opinion is not None:
+        base = hearing_config or shipped_hearing
+        if base is None or not base.ear:
+            raise ValueError("ear_second_opinion is on the ear's words: ship it with an ear")
+        # (raises ValueError for a negative limit)
+        hearing_config = dataclasses.replace(base, ear_second_opinion=ear_second_opinion)
     for stage, png in (plots or {}).items():
         if not Path(png).is_file():
             raise FileNotFoundError(f"loss plot of {stage!r} not found: {png}")
