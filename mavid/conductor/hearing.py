@@ -21,7 +21,10 @@ as the misspelt letters they are.
 The turns the ear leaves (people's voices among them) may be written down by Whisper tiny.en
 instead of PocketSphinx (`HearingConfig.recognizer`, `mavid.whisper_asr`): PocketSphinx in the
 domain's language model writes whatever a person says as the domain's words; Whisper, trained
-on people's speech, writes it down as said.
+on people's speech, writes it down as said. Where the ear's words fit its own hearing of the
+turn badly (the word search bends a question it never met into the known words), the
+recognizer gives a second opinion, read where its words fit the ear's hearing better
+(`HearingConfig.ear_second_opinion`).
 (Tried first: both transcripts, the one nearer a known question kept; PocketSphinx's domain
 language model makes every transcript sound like a known question, and it won too often: val
 turns 45 % against 55 % for the sure ear alone.)
@@ -283,7 +286,8 @@ class Hearing:
 
     def transcribe(self, turn: UserTurn) -> str:
         """The words heard in the turn's audio ('' without audio or when none are heard): the
-        ear's letters where it is sure of them, else the recognizer's words."""
+        ear's letters where it is sure of them (or the recognizer's second opinion on them),
+        else the recognizer's words."""
         return self.heard(turn).words
 
     def heard(self, turn: UserTurn) -> Heard:

@@ -189,14 +189,16 @@ class TurnGenerator:
             turn = UserTurn(text=text, video=frames, video_fps=USER_VIDEO_FPS)
         else:
             turn = UserTurn(
-                audio=self._speech(question, plan, rng),
+                audio=self.speech(question, plan, rng),
                 audio_sample_rate=USER_SAMPLE_RATE,
                 video=frames,
                 video_fps=USER_VIDEO_FPS,
             )
         return turn, answer.speech, answer.motion, plan
 
-    def _speech(self, text: str, plan: TurnPlan, rng: np.random.Generator) -> np.ndarray:
+    def speech(self, text: str, plan: TurnPlan, rng: np.random.Generator) -> np.ndarray:
+        """`text` said as a visitor's turn: in the plan's voice, with random silences before
+        and after, a random level, over the plan's noise bed; (N,) float32 at 16 kHz."""
         c, sr = self.config, USER_SAMPLE_RATE
         words = synthesize(text, plan.voice, sample_rate=sr).audio  # (N,)
         before, after = (round(float(rng.uniform(*c.silence_s)) * sr) for _ in range(2))
