@@ -27,7 +27,6 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import torch
-from rapidfuzz import fuzz
 from tqdm import tqdm
 
 from mavid.avatar import EMBEDDED_WEIGHTS
@@ -38,6 +37,7 @@ from mavid.data.dialogue import USER_SAMPLE_RATE
 from mavid.data.domain import INTENTS
 from mavid.data.speech import Voice
 from mavid.data.visitor_turns import TurnGenerator, TurnPlan, TurnsConfig, more_train_voices
+from mavid.eval.held_apart import left_out
 from mavid.interfaces import UserTurn
 
 _NOISES = ("silence", "rain", "cafe", "hum", "room", "music")
@@ -61,31 +61,6 @@ class _WrittenOnce:
 
     def hypotheses(self, audio: np.ndarray, sample_rate: int):
         return self._once("hypotheses", audio, sample_rate)
-
-
-def left_out(
-    knowledge: Knowledge, n: int, rng: np.random.Generator
-) -> tuple[KnowledgeConfig, list[tuple[int, str]]]:
-    """The base without `n` drawn ways of asking and every text near one; (entry, text) said."""
-    config = knowledge.config
-    pool = [(k, t) for k, e in enumerate(config.entries) for t in e.also]
-    drawn = [pool[i] for i in rng.choice(len(pool), min(n, len(pool)), replace=False)]
-    vectors = {t: knowledge.vector(t) for _, t in pool}
-
-    def near(text: str, other: str) -> bool:
-        if fuzz.ratio(text.lower(), other.lower()) >= 75:
-            return True
-        return text in vectors and other in vectors and float(vectors[text] @ vectors[other]) >= 0.9
-
-    said = {t for _, t in drawn}
-    entries = tuple(
-        dataclasses.replace(
-            e, also=tuple(t for t in e.also if t not in said and not any(near(t, d) for d in said))
-        )
-        for e in config.entries
-    )
-    kept = [(k, t) for k, t in drawn if not any(near(q, t) for q in config.entries[k].questions)]
-    return dataclasses.replace(config, entries=entries), kept
 
 
 def main() -> None:

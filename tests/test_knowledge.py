@@ -342,7 +342,7 @@ def test_the_spoken_dev_set_is_kept_apart_from_the_base_it_is_heard_with():
     # questions (another entry's may be: "Where can I see the Van Gogh?" beside the mummy's)
     from rapidfuzz import fuzz
 
-    from benchmarks.spoken_dev import left_out
+    from mavid.eval.held_apart import left_out
 
     base = Knowledge.shared(domain_knowledge())
     config, said = left_out(base, 40, np.random.default_rng(0))
