@@ -36,15 +36,19 @@ from mavid.conductor.knowledge import Knowledge, KnowledgeConfig
 from mavid.data.dialogue import USER_SAMPLE_RATE
 from mavid.data.domain import INTENTS
 from mavid.data.speech import Voice
-from mavid.data.visitor_turns import TurnGenerator, TurnPlan, TurnsConfig, more_train_voices
+from mavid.data.visitor_turns import (
+    NOISES,
+    TurnGenerator,
+    TurnPlan,
+    TurnsConfig,
+    more_train_voices,
+)
 from mavid.eval.held_apart import left_out
 from mavid.interfaces import UserTurn
 
-_NOISES = ("silence", "rain", "cafe", "hum", "room", "music")
-
 
 class _WrittenOnce:
-    """A recognizer that writes each turn down once, however many hearings ask."""
+    """A recognizer that writes each turn down once, however many settings hear it."""
 
     def __init__(self, recognizer) -> None:
         self._recognizer = recognizer
@@ -82,13 +86,12 @@ def main() -> None:
     base, said = left_out(Knowledge(knowledge_config), args.texts, rng)
     knowledge = Knowledge(base)
     intent_of = {q: INTENTS[k].name for k, e in enumerate(base.entries) for q in e.questions}
-    recognizer = _WrittenOnce(shipped.recognizer)
-    hearings = {}
-    for limit in (float(v) for v in args.second_opinion.split(",")):
-        config = dataclasses.replace(shipped.config, known=base.asked(), ear_second_opinion=limit)
-        hearing = Hearing(config, shipped.ear, args.conductor, shipped.check_ear)
-        hearing.recognizer = recognizer
-        hearings[limit] = hearing
+    # one hearing with the dev base's known questions and word search; only its second
+    # opinion changes from setting to setting, and Whisper writes each turn down once
+    config = dataclasses.replace(shipped.config, known=base.asked())
+    hearing = Hearing(config, shipped.ear, args.conductor, shipped.check_ear)
+    hearing.recognizer = _WrittenOnce(hearing.recognizer)
+    limits = [float(v) for v in args.second_opinion.split(",")]
 
     voices = more_train_voices()
     generator, c = TurnGenerator(args.seed), TurnsConfig()
@@ -100,15 +103,16 @@ def main() -> None:
             pitch=int(rng.integers(c.pitch[0], c.pitch[1] + 1)),
             pitch_range=int(rng.integers(c.pitch_range[0], c.pitch_range[1] + 1)),
         )
-        noise = str(rng.choice(_NOISES))
+        noise = str(rng.choice(NOISES))
         plan = TurnPlan(i, INTENTS[k].name, 0, "none", False, voice, noise, 0, 0)
         audio = generator.speech(text, plan, np.random.default_rng([args.seed, i]))
         turn = UserTurn(audio=audio, audio_sample_rate=USER_SAMPLE_RATE)
         turns.append((INTENTS[k].name, text, turn))
 
-    heard: dict[float, list[Heard]] = {limit: [] for limit in hearings}
+    heard: dict[float, list[Heard]] = {limit: [] for limit in limits}
     for _, _, turn in tqdm(turns, desc="turns"):
-        for limit, hearing in hearings.items():
+        for limit in limits:
+            hearing.config = dataclasses.replace(config, ear_second_opinion=limit)
             heard[limit].append(hearing.heard(turn))
     first = next(iter(heard.values()))
     sure = [i for i, h in enumerate(first) if h.by == "ear"]

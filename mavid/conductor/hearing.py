@@ -328,21 +328,20 @@ class Hearing:
         """The ear's `words`, or the recognizer's where the ear's fit its hearing worse than
         `ear_second_opinion` and the recognizer's fit it better."""
         limit = self.config.ear_second_opinion
-        if limit <= 0:
-            return Heard(words, "ear")
-        ids = encode_text(plain_words(words))
-        own = float(self.ear.misfit(logp, [torch.tensor(ids)])[0]) if ids else 0.0
-        if own <= limit:
+        own = self._misfit(logp, words) if limit > 0 else None
+        if own is None or own <= limit:
             return Heard(words, "ear")
         other = self.recognizer.transcribe(audio, sample_rate)
-        ids = encode_text(plain_words(other))
-        if not ids:
-            return Heard(words, "ear")
-        theirs = float(self.ear.misfit(logp, [torch.tensor(ids)])[0])
-        log.debug("ear's words %r (misfit %.2f), recognizer's %r (%.2f)", words, own, other, theirs)
-        if theirs < own:
+        theirs = self._misfit(logp, other)
+        log.debug("ear's words %r (misfit %s), recognizer's %r (%s)", words, own, other, theirs)
+        if theirs is not None and theirs < own:
             return Heard(other, self.config.recognizer)
         return Heard(words, "ear")
+
+    def _misfit(self, logp: torch.Tensor, text: str) -> float | None:
+        """How badly `text` fits the ear's hearing (`Ear.misfit`); None for no letter."""
+        ids = encode_text(plain_words(text))
+        return float(self.ear.misfit(logp, [torch.tensor(ids)])[0]) if ids else None
 
     def _known_heard(self, logp: torch.Tensor | None, letters: str) -> str | None:
         """The known question (plain words) that fits the turn's audio, if one does."""

@@ -40,9 +40,10 @@ from mavid.data.speech import (
 from mavid.data.user_camera import render_user_frames
 from mavid.interfaces import UserTurn
 
-__all__ = ["TurnGenerator", "TurnPlan", "TurnsConfig", "drop_words", "train_voices"]
+__all__ = ["NOISES", "TurnGenerator", "TurnPlan", "TurnsConfig", "drop_words", "train_voices"]
 
-_NOISES = ("silence", "rain", "cafe", "hum", "room", "music")
+# a visitor turn's noise beds (`mavid.data.ambience`), "silence" first: none
+NOISES = ("silence", "rain", "cafe", "hum", "room", "music")
 _STREAM = 4049  # keeps these draws apart from plan_sample's (seed, index) streams
 
 
@@ -170,7 +171,7 @@ class TurnGenerator:
             prop=prop,
             typed=bool(rng.random() < c.typed_share),
             voice=voice,
-            noise=str(rng.choice(_NOISES[1:])) if rng.random() < c.noise_share else "silence",
+            noise=str(rng.choice(NOISES[1:])) if rng.random() < c.noise_share else "silence",
             identity=int(rng.integers(IDENTITY_POOL["train"])),
             frame_variant=int(rng.integers(c.frame_variants)),
         )

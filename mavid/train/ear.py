@@ -24,13 +24,12 @@ from mavid.conductor.word_reading import common_words
 from mavid.data.ambience import ambience, mix_under
 from mavid.data.domain import more_questions
 from mavid.data.speech import Voice, synthesize
-from mavid.data.visitor_turns import TurnsConfig, more_train_voices, train_voices
+from mavid.data.visitor_turns import NOISES, TurnsConfig, more_train_voices, train_voices
 from mavid.train.data import step_rng
 from mavid.train.speech_pairs import speech_texts
 
 __all__ = ["EarBatch", "EarDataConfig", "EarTask", "common_words"]
 
-_NOISES = ("rain", "cafe", "hum", "room", "music")
 _VAL_STREAM = 9173
 
 
@@ -150,7 +149,7 @@ class EarTask:
             speech = self._in_room(speech, rng)
         speech *= np.float32(10 ** (float(rng.uniform(*c.gain_db)) / 20))
         if rng.random() < c.noise_share:
-            bed = ambience(str(rng.choice(_NOISES)), speech.size, ASR_SAMPLE_RATE, rng)
+            bed = ambience(str(rng.choice(NOISES[1:])), speech.size, ASR_SAMPLE_RATE, rng)
             speech = mix_under(speech, bed, float(rng.uniform(*c.noise_db)))
         return np.clip(speech, -1, 1).astype(np.float32), normalize_text(text)
 
