@@ -344,6 +344,14 @@ class TrainCommand(Command):
         description="ear: its voices include every other variant espeak-ng ships, none with "
         "a held-out voice's timbre.",
     )
+    ear_crossed_voices: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="ear: this many voice variants nobody shipped, each setting crossed from "
+        "the world's training voices' variants; half its utterances in them (with "
+        "--ear-more-voices, in those and them).",
+    )
     device: str = Field(
         "cpu", description="Where to train: cpu, or cuda (a GPU; same steps, same recipe)."
     )

@@ -343,3 +343,41 @@ def test_a_conductor_saves_and_loads_its_ear_and_drops_a_stale_one(tmp_path, kno
     (tmp_path / EAR_DIR / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(ValueError, match="ear weights"):
         ThinkerConductor.from_pretrained(tmp_path)
+
+
+def test_the_ear_may_hear_voices_crossed_from_its_own_but_never_a_held_out_timbre():
+    from mavid.data.speech import Voice, variant_formants, variant_settings
+    from mavid.data.visitor_turns import crossed_voices, train_voices
+
+    crossed = crossed_voices(12, seed=5)
+    assert crossed == crossed_voices(12, seed=5) and crossed != crossed_voices(12, seed=6)
+    assert len(set(crossed.values())) == 12  # twelve different voices
+    held = {
+        n.split("+", 1)[1]
+        for n in set(voice_pool("test", "user")) | set(voice_pool("test", "avatar"))
+    }
+    donors = {n.split("+", 1)[1] for n in train_voices()} - held
+    lent = {f"{k} {' '.join(v)}".strip() for d in donors for k, v in variant_settings(d).items()}
+    held_timbres = {tuple(sorted(variant_formants(v))) for v in held}
+    for text in crossed.values():
+        lines = set(text.splitlines()) - {"language variant", "name crossed"}
+        assert lines <= lent  # every setting from a training voice's variant
+        formants = tuple(sorted(ln for ln in lines if ln.startswith("formant ")))
+        assert formants not in held_timbres
+    with pytest.raises(ValueError, match="crossed voices"):
+        crossed_voices(101, seed=0)
+
+    task = EarTask(5, EarDataConfig(batch_size=2, crossed_voices=4), model=Ear(SMALL))
+    names = {n.split("+", 1)[1] for n in task.more_voices}
+    assert names == set(crossed_voices(4, seed=5))
+    rng = np.random.default_rng(0)
+    drawn = [task.voice(rng).name for _ in range(200)]
+    assert 60 < sum(name in set(task.more_voices) for name in drawn) < 140  # about half
+    said = synthesize("the toilets", Voice(task.more_voices[0]), sample_rate=SR).audio
+    assert said.size > SR // 4
+    audio, text = task.utterance(np.random.default_rng(1))
+    assert audio.size > 0 and text
+    with pytest.raises(ValueError, match="ear stage only"):
+        TrainConfig(stage="conductor", data="w", out="o", ear_crossed_voices=3)
+    with pytest.raises(ValueError, match="crossed_voices"):
+        EarDataConfig(crossed_voices=101)

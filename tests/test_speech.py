@@ -97,3 +97,51 @@ def test_resample_keeps_pitch_and_length():
     assert abs(np.argmax(spec) * 24_000 / out.size - 1000) < 3
     with pytest.raises(ValueError, match="mono"):
         resample(np.zeros((2, 10), np.float32), sr, 24_000)
+
+
+def test_a_crossed_variant_is_made_of_its_donors_settings_and_speaks():
+    from mavid.data.speech import add_variants, crossed_variant, variant_settings
+
+    donors = ["m1", "f2", "klatt", "croak"]
+    text = crossed_variant(donors, np.random.default_rng(3))
+    assert text == crossed_variant(donors, np.random.default_rng(3))  # reproducible
+    lines = [ln for ln in text.splitlines() if ln not in ("language variant", "name crossed")]
+    donor_lines = {
+        f"{k} {' '.join(v)}".strip() for d in donors for k, v in variant_settings(d).items()
+    }
+    assert lines and set(lines) <= donor_lines
+    assert not any(ln.startswith(("echo", "name ", "language ")) for ln in lines)
+    # settings from several donors: a voice none of them is
+    owners = [{d for d in donors if ln in {f"{k} {' '.join(v)}".strip()
+                                           for k, v in variant_settings(d).items()}}
+              for ln in lines]  # fmt: skip
+    assert len(set.union(*owners)) >= 2
+    add_variants({"t_cross": text})
+    add_variants({"t_cross": text})  # again, the same: nothing to do
+    said = synthesize("Where is the cloakroom?", Voice("en-us+t_cross"))
+    assert said.audio.size > 12_000 and np.abs(said.audio).max() > 0.05
+    for donor in donors:
+        other = synthesize("Where is the cloakroom?", Voice(f"en-us+{donor}")).audio
+        n = min(other.size, said.audio.size)
+        assert other.size != said.audio.size or not np.allclose(other[:n], said.audio[:n])
+    # the shipped voices still speak as before beside the added ones
+    np.testing.assert_array_equal(
+        synthesize(TEXT, Voice("en-us+m1")).audio, synthesize(TEXT, Voice("en-us+m1")).audio
+    )
+
+
+def test_added_variants_are_checked(monkeypatch):
+    import mavid.data.speech as speech
+
+    text = "language variant\nname x\npitch 80 120\n"
+    for bad in ("", "a b", "../m1", "x" * 25, 7):
+        with pytest.raises(ValueError, match="letters, digits"):
+            speech.add_variants({bad: text})
+    with pytest.raises(ValueError, match="already ships"):
+        speech.add_variants({"m1": text})
+    speech.add_variants({"t_checked": text})
+    with pytest.raises(ValueError, match="other settings"):
+        speech.add_variants({"t_checked": text + "voicing 50\n"})
+    monkeypatch.setattr(speech, "MAX_EXTRA_VARIANTS", len(speech._extra_variants))
+    with pytest.raises(ValueError, match="at most"):
+        speech.add_variants({"t_one_too_many": text})

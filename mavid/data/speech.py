@@ -9,9 +9,13 @@ espeak renders at 22050 Hz; the tiny preset wants 24 kHz, so audio is resampled 
 from __future__ import annotations
 
 import _ctypes
+import atexit
 import ctypes
 import re
+import shutil
+import tempfile
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +25,13 @@ import numpy as np
 
 __all__ = [
     "ESPEAK_SAMPLE_RATE",
+    "MAX_EXTRA_VARIANTS",
     "PhonemeTiming",
     "Utterance",
     "Voice",
     "WordTiming",
+    "add_variants",
+    "crossed_variant",
     "espeak_variants",
     "resample",
     "synthesize",
@@ -188,6 +195,83 @@ def voice_variants() -> list[str]:
     return [f"{lang}+{v}" for lang in _LANGS for v in _VARIANTS]
 
 
+# the settings a crossed variant takes from its donors: timbre, voicing, pitch and prosody;
+# never an echo (out of range it crashes espeak-ng: `variant_is_safe`), a name or a language
+_CROSSED_KEYS = re.compile(
+    r"^(formant \d|pitch|voicing|consonants|tone|roughness|flutter|breath|breathw|klatt"
+    r"|intonation|stressAmp|stressAdd|stressLength)$"
+)
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9_]{1,24}$")
+# espeak-ng lists at most 349 voices (N_VOICES_LIST) and ships ~240 with its variants: a voice
+# past the list cannot be chosen by name
+MAX_EXTRA_VARIANTS = 100
+
+
+def crossed_variant(donors: Sequence[str], rng: np.random.Generator) -> str:
+    """A new voice variant (the text of its file): each setting (each formant, the pitch,
+    voicing, ...) from a donor variant drawn at random, so a voice nobody shipped is made
+    only of what `donors` have."""
+    if not donors:
+        raise ValueError("crossed_variant needs donor variants")
+    settings = {d: variant_settings(d) for d in donors}
+    keys = sorted({k for v in settings.values() for k in v if _CROSSED_KEYS.match(k)})
+    lines = ["language variant", "name crossed"]
+    for key in keys:
+        donor = settings[donors[int(rng.integers(len(donors)))]]
+        if key in donor:
+            lines.append(f"{key} {' '.join(donor[key])}".strip())
+    return "\n".join(lines) + "\n"
+
+
+def add_variants(variants: Mapping[str, str]) -> None:
+    """Make more voice variants speakable as "<language>+<name>": name -> the text of its
+    variant file (espeak-ng's format, e.g. `crossed_variant`'s). espeak-ng reads variants from
+    its data directory only, so the first call makes a copy of it out of links (in a temporary
+    directory, removed at exit; the wheel's files are never written) and speaks from that.
+    Per process; the same name with other settings is refused."""
+    if all(_extra_variants.get(k) == v for k, v in variants.items()):
+        return  # (each worker process adds its task's variants before it speaks)
+    for name, text in variants.items():
+        if not isinstance(name, str) or not _VARIANT_NAME.match(name):
+            raise ValueError(f"a variant name is 1-24 letters, digits or _, got {name!r}")
+        if (Path(espeakng_loader.get_data_path()) / "voices" / "!v" / name).exists():
+            raise ValueError(f"espeak-ng already ships a variant {name!r}")
+        if not isinstance(text, str) or "\0" in text:
+            raise ValueError(f"variant {name!r}: its settings must be text")
+        if _extra_variants.get(name, text) != text:
+            raise ValueError(f"variant {name!r} was added with other settings")
+    global _extra_data_dir
+    with _ENGINE_LOCK:
+        new = {k: v for k, v in variants.items() if k not in _extra_variants}
+        if len(_extra_variants) + len(new) > MAX_EXTRA_VARIANTS:
+            raise ValueError(f"at most {MAX_EXTRA_VARIANTS} added variants (espeak-ng's list)")
+        if not new:
+            return
+        if _extra_data_dir is None:
+            _extra_data_dir = _linked_data_copy()
+        for name, text in new.items():
+            (_extra_data_dir / "voices" / "!v" / name).write_text(text, encoding="utf-8")
+        _extra_variants.update(new)
+
+
+def _linked_data_copy() -> Path:
+    """espeak-ng's data directory rebuilt from links to the wheel's files, its variants folder
+    a real one that can take more."""
+    root = Path(tempfile.mkdtemp(prefix="mavid-espeak-"))
+    atexit.register(shutil.rmtree, root, True)
+    wheel, data = Path(espeakng_loader.get_data_path()), root / "espeak-ng-data"
+    for folder, keep in ((wheel, data), (wheel / "voices", data / "voices")):
+        keep.mkdir()
+        for entry in folder.iterdir():
+            if entry.name not in ("voices", "!v"):
+                (keep / entry.name).symlink_to(entry)
+    variants = data / "voices" / "!v"
+    variants.mkdir()
+    for entry in (wheel / "voices" / "!v").iterdir():
+        (variants / entry.name).symlink_to(entry)
+    return data
+
+
 class _Engine:
     """The process's one espeak-ng synthesizer (the C library holds global state)."""
 
@@ -211,9 +295,8 @@ class _Engine:
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
-        rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), options
-        )
+        data = _extra_data_dir or Path(espeakng_loader.get_data_path())
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data).encode(), options)
         if rate != ESPEAK_SAMPLE_RATE:
             raise RuntimeError(f"espeak-ng initialised at {rate} Hz, expected {ESPEAK_SAMPLE_RATE}")
         # espeak seeds its own noise generator from the clock at start-up: pin it
@@ -263,6 +346,9 @@ class _Engine:
 
 _ENGINE_LOCK = threading.Lock()
 _engine: _Engine | None = None  # the loaded library instance, replaced before every utterance
+# `add_variants`: the linked copy of espeak-ng's data the engine then reads, and what it added
+_extra_data_dir: Path | None = None
+_extra_variants: dict[str, str] = {}
 
 
 def _fresh_engine() -> _Engine:

@@ -30,7 +30,9 @@ from mavid.data.dialogue import (
 )
 from mavid.data.domain import INTENTS, PROPS, Intent, paraphrase_split
 from mavid.data.speech import (
+    MAX_EXTRA_VARIANTS,
     Voice,
+    crossed_variant,
     espeak_variants,
     synthesize,
     variant_formants,
@@ -40,7 +42,16 @@ from mavid.data.speech import (
 from mavid.data.user_camera import render_user_frames
 from mavid.interfaces import UserTurn
 
-__all__ = ["NOISES", "TurnGenerator", "TurnPlan", "TurnsConfig", "drop_words", "train_voices"]
+__all__ = [
+    "NOISES",
+    "TurnGenerator",
+    "TurnPlan",
+    "TurnsConfig",
+    "crossed_voices",
+    "drop_words",
+    "more_train_voices",
+    "train_voices",
+]
 
 # a visitor turn's noise beds (`mavid.data.ambience`), "silence" first: none
 NOISES = ("silence", "rain", "cafe", "hum", "room", "music")
@@ -115,6 +126,26 @@ def more_train_voices() -> list[str]:
     ]
     langs = sorted({name.split("+", 1)[0] for name in voice_variants()})
     return [f"{lang}+{v}" for lang in langs for v in extra]
+
+
+def crossed_voices(count: int, seed: int) -> dict[str, str]:
+    """`count` voice variants nobody shipped, each setting crossed from a variant of the
+    world's own training voices (`crossed_variant`; none with a held-out variant's timbre):
+    name -> the text of its variant file, for `add_variants`. Held-out variants lend nothing."""
+    if not 0 <= count <= MAX_EXTRA_VARIANTS:
+        raise ValueError(f"crossed voices: 0 to {MAX_EXTRA_VARIANTS}, got {count}")
+    held_out = {name.split("+", 1)[1] for name in voice_pool("test", "user")}
+    held_out |= {name.split("+", 1)[1] for name in voice_pool("test", "avatar")}
+    held_timbres = {tuple(sorted(variant_formants(v))) for v in held_out}
+    donors = sorted({name.split("+", 1)[1] for name in train_voices()} - held_out)
+    rng = np.random.default_rng([seed, 0xC055])
+    out: dict[str, str] = {}
+    while len(out) < count:
+        text = crossed_variant(donors, rng)
+        formants = tuple(sorted(ln for ln in text.splitlines() if ln.startswith("formant ")))
+        if formants not in held_timbres:
+            out[f"x{abs(seed)}_{len(out)}"] = text
+    return out
 
 
 def drop_words(text: str, rng: np.random.Generator, p: float) -> str:

@@ -87,6 +87,7 @@ class TrainConfig:
     ear_reverb: float = 0.0
     ear_more_questions: bool = False  # ear: say the knowledge base's other ways of asking too
     ear_more_voices: bool = False  # ear: every other espeak variant too (none held out)
+    ear_crossed_voices: int = 0  # ear: voice variants crossed from the world's training ones
     device: str = "cpu"  # "cuda" trains on a GPU (the same command and steps as on the CPU)
     workers: int = 0  # processes making batches ahead (worth it for the conductor's turns)
     progress: bool = True
@@ -134,11 +135,17 @@ class TrainConfig:
             )
         if self.conductor_reading != "off" and self.stage != "conductor":
             raise ValueError("conductor_reading is for the conductor stage only")
-        ear_only = (self.ear_tract, self.ear_reverb, self.ear_more_questions, self.ear_more_voices)
+        ear_only = (
+            self.ear_tract,
+            self.ear_reverb,
+            self.ear_more_questions,
+            self.ear_more_voices,
+            self.ear_crossed_voices,
+        )
         if any(ear_only) and self.stage != "ear":
             raise ValueError(
-                "ear_tract, ear_reverb, ear_more_questions and ear_more_voices are for the ear "
-                "stage only"
+                "ear_tract, ear_reverb, ear_more_questions, ear_more_voices and "
+                "ear_crossed_voices are for the ear stage only"
             )
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")

@@ -23,8 +23,14 @@ from mavid.conductor.ear import Ear, decode_greedy, encode_text
 from mavid.conductor.word_reading import common_words
 from mavid.data.ambience import ambience, mix_under
 from mavid.data.domain import more_questions
-from mavid.data.speech import Voice, synthesize
-from mavid.data.visitor_turns import NOISES, TurnsConfig, more_train_voices, train_voices
+from mavid.data.speech import MAX_EXTRA_VARIANTS, Voice, add_variants, synthesize
+from mavid.data.visitor_turns import (
+    NOISES,
+    TurnsConfig,
+    crossed_voices,
+    more_train_voices,
+    train_voices,
+)
 from mavid.train.data import step_rng
 from mavid.train.speech_pairs import speech_texts
 
@@ -57,12 +63,20 @@ class EarDataConfig:
     # half the utterances in the other variants espeak-ng ships (`more_train_voices`: none
     # with a held-out voice's timbre); off, the world's non-test voices alone
     more_voices: bool = False
+    # this many voice variants nobody shipped, each setting (each formant, pitch, voicing,
+    # ...) crossed from a variant of the world's training voices (`crossed_voices`), said in
+    # the world's languages; with `more_voices`, both share the half of the utterances
+    crossed_voices: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or not 0.0 <= self.domain_share <= 1.0:
             raise ValueError(f"bad ear data config: {self}")
         if not 1 <= self.words[0] <= self.words[1]:
             raise ValueError(f"words must be 1 <= lo <= hi, got {self.words}")
+        if not 0 <= self.crossed_voices <= MAX_EXTRA_VARIANTS:
+            raise ValueError(
+                f"crossed_voices must be in [0, {MAX_EXTRA_VARIANTS}], got {self.crossed_voices}"
+            )
         if not 0.0 <= self.tract < 0.5 or not 0.0 <= self.reverb_share <= 1.0:
             raise ValueError(
                 f"tract must be in [0, 0.5) and reverb_share in [0, 1], got {self.tract}, "
@@ -103,6 +117,11 @@ class EarTask:
         self.turns = TurnsConfig()
         self.voices = train_voices()
         self.more_voices = more_train_voices() if self.data.more_voices else []
+        # (added in every process that speaks: batch workers may not share this one's)
+        self.crossed = crossed_voices(self.data.crossed_voices, seed)
+        add_variants(self.crossed)
+        languages = sorted({name.split("+", 1)[0] for name in self.voices})
+        self.more_voices += [f"{lang}+{v}" for lang in languages for v in self.crossed]
         self.texts = speech_texts()
         if self.data.more_questions:
             self.texts += [q for qs in more_questions().values() for q in qs]
@@ -117,9 +136,10 @@ class EarTask:
         return list(self.model.parameters())
 
     def voice(self, rng: np.random.Generator) -> Voice:
-        """A training voice at a random rate and pitch: with `more_voices`, half of them from
-        the other variants espeak-ng ships."""
+        """A training voice at a random rate and pitch: with `more_voices` or
+        `crossed_voices`, half of them from those."""
         c = self.turns
+        add_variants(self.crossed)
         voices = self.more_voices if self.more_voices and rng.random() < 0.5 else self.voices
         return Voice(
             name=voices[int(rng.integers(len(voices)))],

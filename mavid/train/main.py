@@ -46,7 +46,8 @@ _FIXED = ("stage", "data", "batch_size", "lr", "seed", "steps", "init", "codecs"
           "code_dropout", "conductor_turns", "conductor_augment", "conductor_hearing",
           "history_noise", "video_crop", "creator_preset", "phone_dropout", "speech_utterances",
           "speech_share", "mouth_weight", "freeze_audio", "conductor_reading", "ear_tract",
-          "ear_reverb", "ear_more_questions", "ear_more_voices")  # fmt: skip
+          "ear_reverb", "ear_more_questions", "ear_more_voices",
+          "ear_crossed_voices")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def build_task(cfg: TrainConfig):
             reverb_share=cfg.ear_reverb,
             more_questions=cfg.ear_more_questions,
             more_voices=cfg.ear_more_voices,
+            crossed_voices=cfg.ear_crossed_voices,
         )
         return EarTask(cfg.seed, data, model=model)
     samples = iter_samples(cfg.data, cfg.split, cfg.max_samples)
