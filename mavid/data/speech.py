@@ -230,7 +230,7 @@ def add_variants(variants: Mapping[str, str]) -> None:
     directory, removed at exit; the wheel's files are never written) and speaks from that.
     Per process; the same name with other settings is refused."""
     if all(_extra_variants.get(k) == v for k, v in variants.items()):
-        return  # (each worker process adds its task's variants before it speaks)
+        return  # (already speakable: adding them again changes nothing)
     for name, text in variants.items():
         if not isinstance(name, str) or not _VARIANT_NAME.match(name):
             raise ValueError(f"a variant name is 1-24 letters, digits or _, got {name!r}")

@@ -108,12 +108,17 @@ def train_voices() -> list[str]:
     return sorted(set(voice_pool("train", "user")) | set(voice_pool("train", "avatar")))
 
 
+def _held_out_variants() -> set[str]:
+    """The variants of the test's voices (both roles): never heard in training."""
+    test = set(voice_pool("test", "user")) | set(voice_pool("test", "avatar"))
+    return {name.split("+", 1)[1] for name in test}
+
+
 def more_train_voices() -> list[str]:
     """Voices beyond the world's: every other variant espeak-ng ships, in the world's
     languages, less any with a held-out variant's timbre (its formant table), so the test's
     voices stay unheard, and any with settings out of espeak-ng's ranges (they crash it)."""
-    held_out = {name.split("+", 1)[1] for name in voice_pool("test", "user")}
-    held_out |= {name.split("+", 1)[1] for name in voice_pool("test", "avatar")}
+    held_out = _held_out_variants()
     held_timbres = {variant_formants(v) for v in held_out}
     world = {name.split("+", 1)[1] for name in voice_variants()}
     extra = [
@@ -134,8 +139,7 @@ def crossed_voices(count: int, seed: int) -> dict[str, str]:
     name -> the text of its variant file, for `add_variants`. Held-out variants lend nothing."""
     if not 0 <= count <= MAX_EXTRA_VARIANTS:
         raise ValueError(f"crossed voices: 0 to {MAX_EXTRA_VARIANTS}, got {count}")
-    held_out = {name.split("+", 1)[1] for name in voice_pool("test", "user")}
-    held_out |= {name.split("+", 1)[1] for name in voice_pool("test", "avatar")}
+    held_out = _held_out_variants()
     held_timbres = {tuple(sorted(variant_formants(v))) for v in held_out}
     donors = sorted({name.split("+", 1)[1] for name in train_voices()} - held_out)
     rng = np.random.default_rng([seed, 0xC055])

@@ -117,7 +117,7 @@ class EarTask:
         self.turns = TurnsConfig()
         self.voices = train_voices()
         self.more_voices = more_train_voices() if self.data.more_voices else []
-        # (added in every process that speaks: batch workers may not share this one's)
+        # (batch workers fork from this process: they speak them too)
         self.crossed = crossed_voices(self.data.crossed_voices, seed)
         add_variants(self.crossed)
         languages = sorted({name.split("+", 1)[0] for name in self.voices})
@@ -139,7 +139,6 @@ class EarTask:
         """A training voice at a random rate and pitch: with `more_voices` or
         `crossed_voices`, half of them from those."""
         c = self.turns
-        add_variants(self.crossed)
         voices = self.more_voices if self.more_voices and rng.random() < 0.5 else self.voices
         return Voice(
             name=voices[int(rng.integers(len(voices)))],
