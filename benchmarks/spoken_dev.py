@@ -35,7 +35,6 @@ from mavid.conductor.hearing import Heard, Hearing
 from mavid.conductor.knowledge import Knowledge, KnowledgeConfig
 from mavid.data.dialogue import USER_SAMPLE_RATE
 from mavid.data.domain import INTENTS
-from mavid.data.speech import Voice
 from mavid.data.visitor_turns import (
     NOISES,
     TurnGenerator,
@@ -97,12 +96,7 @@ def main() -> None:
     generator, c = TurnGenerator(args.seed), TurnsConfig()
     turns = []
     for i, (k, text) in enumerate(said):
-        voice = Voice(
-            name=voices[int(rng.integers(len(voices)))],
-            rate=int(rng.integers(c.rate[0], c.rate[1] + 1)),
-            pitch=int(rng.integers(c.pitch[0], c.pitch[1] + 1)),
-            pitch_range=int(rng.integers(c.pitch_range[0], c.pitch_range[1] + 1)),
-        )
+        voice = c.voice(voices, rng)
         noise = str(rng.choice(NOISES))
         plan = TurnPlan(i, INTENTS[k].name, 0, "none", False, voice, noise, 0, 0)
         audio = generator.speech(text, plan, np.random.default_rng([args.seed, i]))

@@ -13,6 +13,7 @@ with any voice that is not held out), identities from the train identity pool.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,15 @@ class TurnsConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.frame_variants < 1:
             raise ValueError("frame_variants must be >= 1")
+
+    def voice(self, names: Sequence[str], rng: np.random.Generator) -> Voice:
+        """One of `names` at a rate, pitch and pitch range drawn from these ranges."""
+        return Voice(
+            name=names[int(rng.integers(len(names)))],
+            rate=int(rng.integers(self.rate[0], self.rate[1] + 1)),
+            pitch=int(rng.integers(self.pitch[0], self.pitch[1] + 1)),
+            pitch_range=int(rng.integers(self.pitch_range[0], self.pitch_range[1] + 1)),
+        )
 
 
 @dataclass(frozen=True)
@@ -193,12 +203,7 @@ class TurnGenerator:
             prop = str(rng.choice(sorted(intent.by_prop)))
         else:
             prop = str(rng.choice(PROPS[1:])) if rng.random() < c.distractor_share else "none"
-        voice = Voice(
-            name=self._voices[int(rng.integers(len(self._voices)))],
-            rate=int(rng.integers(c.rate[0], c.rate[1] + 1)),
-            pitch=int(rng.integers(c.pitch[0], c.pitch[1] + 1)),
-            pitch_range=int(rng.integers(c.pitch_range[0], c.pitch_range[1] + 1)),
-        )
+        voice = c.voice(self._voices, rng)
         return TurnPlan(
             index=index,
             intent=intent.name,

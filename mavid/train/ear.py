@@ -138,14 +138,8 @@ class EarTask:
     def voice(self, rng: np.random.Generator) -> Voice:
         """A training voice at a random rate and pitch: with `more_voices` or
         `crossed_voices`, half of them from those."""
-        c = self.turns
         voices = self.more_voices if self.more_voices and rng.random() < 0.5 else self.voices
-        return Voice(
-            name=voices[int(rng.integers(len(voices)))],
-            rate=int(rng.integers(c.rate[0], c.rate[1] + 1)),
-            pitch=int(rng.integers(c.pitch[0], c.pitch[1] + 1)),
-            pitch_range=int(rng.integers(c.pitch_range[0], c.pitch_range[1] + 1)),
-        )
+        return self.turns.voice(voices, rng)
 
     def utterance(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """One spoken text with its 16 kHz audio, as a visitor's turn sounds."""
