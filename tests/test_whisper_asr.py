@@ -68,6 +68,34 @@ def test_bad_audio_is_refused_and_nothing_is_made_up(whisper, spoken):
     assert "toilet" in normalize_text(whisper.transcribe(loud, spoken.sample_rate))
 
 
+def test_silero_overrules_whispers_doubt_only_where_it_hears_speech(whisper, spoken, monkeypatch):
+    # Whisper doubting every turn (its no-speech gate at 0): the sentence is still heard,
+    # because silero-vad finds speech in it; digital silence, noise and a hum are not
+    import mavid.whisper_asr
+
+    monkeypatch.setattr(mavid.whisper_asr, "NO_SPEECH", 0.0)
+    words = whisper.transcribe(spoken.audio, spoken.sample_rate)
+    assert word_error_rate([SENTENCE], [words]).wer <= 0.2, words
+    rng = np.random.default_rng(0)
+    t = np.arange(32_000) / 16_000
+    for sound in (
+        np.zeros(32_000, np.float32),
+        (0.1 * rng.standard_normal(32_000)).astype(np.float32),
+        (0.2 * sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 6))).astype(np.float32),
+    ):
+        assert whisper.transcribe(sound, 16_000) == ""
+    # without the overrule Whisper's doubt stands, and silero asks for more than the sentence
+    for voiced_s in (None, 60.0):
+        doubting = WhisperRecognizer(voiced_s=voiced_s)
+        assert doubting.transcribe(spoken.audio, spoken.sample_rate) == "", voiced_s
+
+
+@pytest.mark.parametrize("voiced_s", [-1, float("nan"), float("inf"), "0.5"])
+def test_a_wrong_speech_overrule_is_refused(voiced_s):
+    with pytest.raises(ValueError, match="voiced_s"):
+        WhisperRecognizer(voiced_s=voiced_s)
+
+
 def test_only_a_local_directory_is_read(tmp_path):
     # a size name would make faster-whisper download it; an empty folder is not a model
     for name in ("tiny.en", str(tmp_path)):
