@@ -401,6 +401,12 @@ class ExportCommand(Command):
         description="Pull of the previous clip towards the reference image outside the mouth, "
         "to ship (default: the run's; 0 off).",
     )
+    speech_codebooks: int | None = Field(
+        None,
+        ge=0,
+        description="Synthesise the speech from each frame's first N codebooks only, to ship "
+        "(default: the run's; 0 all).",
+    )
     conductor_knowledge: Literal["keep", "domain"] = Field(
         "keep",
         description="The Conductor's knowledge base (a question it was never taught read as the "
@@ -492,6 +498,7 @@ class ExportCommand(Command):
             audio_guidance=self.audio_guidance,
             history_noise=self.history_noise,
             history_anchor=self.history_anchor,
+            speech_codebooks=self.speech_codebooks,
         )
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"exported to {dest} ({size / 2**20:.1f} MiB; loss plots: {', '.join(plots)})")

@@ -5,7 +5,7 @@ noise and anchor, phone guidance and the AR temperature, each combination on the
     .venv/bin/python benchmarks/creator_settings.py --world data/world-1000 \\
         [--checkpoint DIR] [--samples 20] [--long 0] [--audio-guidance 1,2] \\
         [--history-noise 0,0.25] [--history-anchor 0,0.3] [--phone-guidance 2,3] \\
-        [--temperature 0.15,0.3] [--fusion on,off]
+        [--temperature 0.15,0.3] [--speech-codebooks 0,1,2] [--fusion on,off]
 
 `--long N` scores N long answers (cut to 18 s) instead of short ones. One line per setting:
 WER (domain LM), lip-sync offset and confidence, subject consistency (frames, first and last
@@ -49,7 +49,15 @@ def _values(text: str) -> list[float]:
 
 
 # the settings swept (CreatorConfig fields; temperature is the AR sampler's)
-_SETTINGS = ("audio_guidance", "history_noise", "history_anchor", "phone_guidance", "temperature")
+_SETTINGS = (
+    "audio_guidance",
+    "history_noise",
+    "history_anchor",
+    "phone_guidance",
+    "speech_codebooks",
+    "temperature",
+)
+_WHOLE = {"speech_codebooks"}  # (counts, not amounts)
 
 
 def main() -> None:
@@ -78,7 +86,7 @@ def main() -> None:
     if not set(fusions) <= {"on", "off"}:
         ap.error(f"--fusion takes on, off or on,off, got {args.fusion!r}")
     for fusion, *combo in itertools.product(fusions, *values):
-        setting = dict(zip(_SETTINGS, combo, strict=True))
+        setting = {n: int(v) if n in _WHOLE else v for n, v in zip(_SETTINGS, combo, strict=True)}
         temperature = setting.pop("temperature")
         creator.model.preset = base.replace_creator(**setting)
         creator.sampling = dataclasses.replace(sampling, temperature=temperature)

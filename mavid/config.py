@@ -126,6 +126,11 @@ class CreatorConfig:
     # back at every clip, it cannot wander off, while the mouth, where lip-sync lives, keeps
     # its own history. 0 = off
     history_anchor: float = 0.0
+    # > 0: the speech is synthesised from the first `speech_codebooks` codes of each frame only
+    # (the coarse spectrum), 0 = all of them: the AR decoder's finer codes are more noise than
+    # detail (issue 7: mel_rvq, the world's speech through the codec is as intelligible from its
+    # first codebook as from all 8; the Creator's speech more intelligible from fewer)
+    speech_codebooks: int = 0
     # AR sampling. phone_guidance > 1: classifier-free guidance on the phone track (the decoder
     # must have trained with phone dropout); 1 = off
     phone_guidance: float = 1.0

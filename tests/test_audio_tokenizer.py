@@ -38,6 +38,20 @@ def test_batched_encode_decode():
         assert torch.allclose(codec.decode(codes[1]), codec.decode(codes)[1], atol=1e-5)
 
 
+def test_decoding_from_the_first_codebooks_reads_no_finer_code():
+    codec = RVQAudioCodec(dataclasses.replace(MICRO.audio_tokenizer, kind="rvq_conv")).eval()
+    assert codec.partial_levels and not getattr(HiggsAudioTokenizer, "partial_levels", False)
+    with torch.inference_mode():
+        codes = codec.encode(torch.randn(960 * 4) * 0.1)
+        scrambled = codes.clone()
+        scrambled[2:] = (scrambled[2:] + 1) % codec.codebook_size
+        assert torch.equal(codec.decode(codes, levels=2), codec.decode(scrambled, levels=2))
+        assert not torch.equal(codec.decode(codes), codec.decode(scrambled))
+        assert torch.equal(codec.decode(codes, levels=codec.num_codebooks), codec.decode(codes))
+        with pytest.raises(ValueError, match="levels"):
+            codec.decode(codes, levels=codec.num_codebooks + 1)
+
+
 def test_bad_input_is_refused():
     codec = RVQAudioCodec(dataclasses.replace(MICRO.audio_tokenizer, kind="rvq_conv"))
     with pytest.raises(ValueError, match="shorter than one frame"):

@@ -225,6 +225,46 @@ def test_the_history_anchor_changes_the_clips_after_the_first():
     assert not np.array_equal(second[0].frames, second[1].frames)
 
 
+def test_speech_from_the_first_codebooks_changes_only_the_audio():
+    base = CreatorModel.random(MICRO, 0)
+    coarse_model = CreatorModel(MICRO.replace_creator(speech_codebooks=1))
+    coarse_model.load_state_dict(base.state_dict())
+    plain, coarse = (
+        MavidCreator(base).new_stream(seed=2),
+        MavidCreator(coarse_model).new_stream(seed=2),
+    )
+    for text in ("hello there", "how are you"):
+        a, b = plain.next_clip(text, ""), coarse.next_clip(text, "")
+        assert np.array_equal(a.frames, b.frames)  # the codes and the face are the same
+        assert a.audio.shape == b.audio.shape and not np.array_equal(a.audio, b.audio)
+    # all of the codec's codebooks is the same as 0
+    every = CreatorModel(MICRO.replace_creator(speech_codebooks=MICRO.creator.num_codebooks))
+    every.load_state_dict(base.state_dict())
+    same = MavidCreator(every).new_stream(seed=2).next_clip("hello there", "")
+    assert np.array_equal(
+        same.audio, MavidCreator(base).new_stream(seed=2).next_clip("hello there", "").audio
+    )
+
+
+@pytest.mark.parametrize("count", [-1, 99, 1.0])
+def test_a_wrong_count_of_speech_codebooks_is_refused_at_load(count):
+    model = CreatorModel(MICRO.replace_creator(speech_codebooks=count))
+    with pytest.raises(ValueError, match="speech_codebooks"):
+        MavidCreator(model)
+
+
+def test_a_codec_that_decodes_all_its_codebooks_only_refuses_fewer():
+    model = CreatorModel.random(MICRO, 0)
+    whole = type("WholeCodec", (type(model.audio_codec),), {"partial_levels": False})
+    codec = whole(model.audio_codec.config)
+    codec.load_state_dict(model.audio_codec.state_dict())
+    MavidCreator(model, audio_codec=codec)  # all codebooks (0): fine
+    fewer = CreatorModel(MICRO.replace_creator(speech_codebooks=1))
+    fewer.load_state_dict(model.state_dict())
+    with pytest.raises(ValueError, match="decodes all of its"):
+        MavidCreator(fewer, audio_codec=codec)
+
+
 def test_bfloat16_path_runs():
     import torch
 

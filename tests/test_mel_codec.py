@@ -78,6 +78,27 @@ def test_batched_and_state_dict_roundtrip(speech):
     assert torch.equal(other.encode(waves), codes)
 
 
+def test_speech_is_synthesised_from_the_first_codebooks_alone(speech):
+    codec = MelRVQCodec(SMALL)
+    codec.fit(speech, seed=0, progress=False)
+    wave = torch.from_numpy(speech[0])
+    codes = codec.encode(wave)
+    assert torch.equal(codec.decode(codes, levels=SMALL.num_codebooks), codec.decode(codes))
+    # from the first codebook only, the finer codes change nothing ...
+    scrambled = codes.clone()
+    scrambled[1:] = torch.randint(0, SMALL.codebook_size, scrambled[1:].shape)
+    coarse = codec.decode(codes, levels=1)
+    assert torch.equal(codec.decode(scrambled, levels=1), coarse)
+    assert not torch.equal(codec.decode(scrambled), codec.decode(codes))
+    # ... and each further codebook brings the spectrum nearer the speech's
+    ref = wave[: coarse.shape[0]]
+    errors = [_log_spec_error(codec, codec.decode(codes, levels=n), ref) for n in (1, 2, 4)]
+    assert errors[0] > errors[1] > errors[2], errors
+    for bad in (0, SMALL.num_codebooks + 1, 1.5, True):
+        with pytest.raises(ValueError, match="levels"):
+            codec.decode(codes, levels=bad)
+
+
 def test_bad_input_is_refused():
     codec = MelRVQCodec(SMALL)
     with pytest.raises(ValueError, match="shorter than one frame"):

@@ -144,6 +144,7 @@ def test_the_shipped_sampling_temperature_is_the_exports(results, tmp_path):
         ("audio_guidance", 2.0, 0.0),
         ("history_noise", 0.1, 1.5),
         ("history_anchor", 0.3, -0.1),
+        ("speech_codebooks", 1, 99),  # (more than the codec has)
     ],
 )
 def test_a_shipped_setting_is_the_exports(results, tmp_path, name, shipped, refused):

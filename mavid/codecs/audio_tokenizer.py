@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mavid.codecs.framing import trim_to_frames
-from mavid.codecs.mel_codec import MelRVQCodec
+from mavid.codecs.mel_codec import MelRVQCodec, check_levels
 from mavid.config import AudioTokenizerConfig
 
 
@@ -39,7 +39,8 @@ class AudioTokenizer(Protocol):
         ...
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """(K, T) or (B, K, T) codes -> (T * hop,) or (B, T * hop) float waveform."""
+        """(K, T) or (B, K, T) codes -> (T * hop,) or (B, T * hop) float waveform. A codec whose
+        `partial_levels` is true also takes `levels=n`: the first n codebooks only."""
         ...
 
 
@@ -105,10 +106,13 @@ class RVQAudioCodec(nn.Module):
             codes.append(idx)
         return torch.stack(codes, 1), quantized, vq_loss
 
-    def _lookup(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (B, K, T) -> quantised latent (B, D, T)."""
+    # `decode(codes, levels=n)` decodes the first n codebooks' sum (residual VQ)
+    partial_levels = True
+
+    def _lookup(self, codes: torch.Tensor, levels: int | None = None) -> torch.Tensor:
+        """codes (B, K, T) -> quantised latent (B, D, T), from the first `levels` codebooks."""
         z = 0
-        for k in range(self.num_codebooks):
+        for k in range(self.num_codebooks if levels is None else levels):
             z = z + self.out_proj[k](self.codebooks[k][codes[:, k]])
         return z.transpose(1, 2)
 
@@ -120,13 +124,14 @@ class RVQAudioCodec(nn.Module):
         codes = self._quantize(z)[0]
         return codes[0] if single else codes
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode(self, codes: torch.Tensor, levels: int | None = None) -> torch.Tensor:
         codes, single = _batched(codes, 2)
         if codes.shape[1] != self.num_codebooks:
             raise ValueError(f"expected {self.num_codebooks} codebooks, got {codes.shape[1]}")
         if codes.min() < 0 or codes.max() >= self.codebook_size:
             raise ValueError(f"codes must lie in [0, {self.codebook_size})")
-        wave = self.decoder(self._lookup(codes)).squeeze(1)  # (B, T * hop)
+        check_levels(levels, self.num_codebooks)
+        wave = self.decoder(self._lookup(codes, levels)).squeeze(1)  # (B, T * hop)
         return wave[0] if single else wave
 
     def reconstruction_loss(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -90,9 +90,14 @@ class MelRVQCodec(nn.Module):
             codes.append(idx)
         return torch.stack(codes, 1)
 
-    def lookup(self, codes: torch.Tensor) -> torch.Tensor:
-        """(B, K, T) codes -> (B, T, D) quantised features (float32)."""
-        return sum(self.codebooks[k].float()[codes[:, k]] for k in range(self.num_codebooks))
+    # `decode(codes, levels=n)` synthesises from the first n codebooks (the coarse spectrum)
+    partial_levels = True
+
+    def lookup(self, codes: torch.Tensor, levels: int | None = None) -> torch.Tensor:
+        """(B, K, T) codes -> (B, T, D) quantised features (float32), from the first `levels`
+        codebooks (None: all)."""
+        n = self.num_codebooks if levels is None else levels
+        return sum(self.codebooks[k].float()[codes[:, k]] for k in range(n))
 
     @torch.inference_mode()
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
@@ -136,15 +141,18 @@ class MelRVQCodec(nn.Module):
         )
 
     @torch.inference_mode()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode(self, codes: torch.Tensor, levels: int | None = None) -> torch.Tensor:
+        """(K, T) or (B, K, T) codes -> waveform, synthesised from the first `levels` codebooks
+        (None: all)."""
         single = codes.dim() == 2
         codes = codes[None] if single else codes
         if codes.shape[1] != self.num_codebooks:
             raise ValueError(f"expected {self.num_codebooks} codebooks, got {codes.shape[1]}")
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise ValueError(f"codes must lie in [0, {self.codebook_size})")
+        check_levels(levels, self.num_codebooks)
         wave = self.griffin_lim(
-            self.magnitudes(self.lookup(codes)), codes.shape[-1] * self.hop_length
+            self.magnitudes(self.lookup(codes, levels)), codes.shape[-1] * self.hop_length
         )
         wave = wave.clamp(-1.0, 1.0)
         return wave[0] if single else wave
@@ -218,3 +226,11 @@ def _kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> torch.
         if empty.any():
             centers[empty] = x[torch.randint(n, (int(empty.sum()),), generator=gen)]
     return centers
+
+
+def check_levels(levels: int | None, num_codebooks: int) -> None:
+    """ValueError unless `levels` is None or a whole number of codebooks in [1, num_codebooks]."""
+    if levels is None:
+        return
+    if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= num_codebooks:
+        raise ValueError(f"levels must be an integer in [1, {num_codebooks}], got {levels!r}")

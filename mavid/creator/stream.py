@@ -18,6 +18,7 @@ import torch
 from mavid.codecs.audio_tokenizer import AudioTokenizer
 from mavid.codecs.delay_pattern import unwrap_clip
 from mavid.codecs.video_vae import VideoVAE, num_latents
+from mavid.config import CreatorConfig
 from mavid.creator.audio_decoder import SamplingConfig
 from mavid.creator.face import default_face, fit_image
 from mavid.creator.model import CreatorModel
@@ -91,6 +92,7 @@ class MavidCreator:
         if self.spec.audio_token_rate != self.spec.fps:
             raise ValueError("the clip layout needs one audio token frame per video frame")
         cfg = model.cfg
+        speech_levels(cfg, self.audio_codec)  # (a bad setting is refused at load)
         self.sampling = sampling or SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p)
         self.device = torch.device(device)
         self.dtype = dtype
@@ -265,7 +267,9 @@ class MavidCreatorStream:
         """Decode clip codes with the previous clip's last codes as context (no click at seams)."""
         codec = self.creator.audio_codec
         ctx = hist.audio_codes if hist is not None else codes[:, :0]
-        wave = codec.decode(torch.cat([ctx, codes], dim=1))
+        levels = speech_levels(self.creator.model.cfg, codec)
+        both = torch.cat([ctx, codes], dim=1)
+        wave = codec.decode(both) if levels is None else codec.decode(both, levels=levels)
         hop = wave.shape[-1] // (ctx.shape[1] + codes.shape[1])
         wave = wave[ctx.shape[1] * hop :].float().cpu().numpy()
         n = self.spec.samples_for_frames(codes.shape[1])
@@ -277,3 +281,21 @@ class MavidCreatorStream:
         if rms > MAX_RMS:
             out *= MAX_RMS / rms
         return np.clip(out, -1.0, 1.0)
+
+
+def speech_levels(cfg: CreatorConfig, codec: AudioTokenizer) -> int | None:
+    """How many codebooks the speech is synthesised from (`CreatorConfig.speech_codebooks`;
+    None: all); ValueError for a count the codec cannot decode."""
+    n = cfg.speech_codebooks
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= codec.num_codebooks:
+        raise ValueError(
+            f"speech_codebooks must be an integer in [0, {codec.num_codebooks}] (0: all), got {n!r}"
+        )
+    if n in (0, codec.num_codebooks):
+        return None
+    if not getattr(codec, "partial_levels", False):
+        raise ValueError(
+            f"speech_codebooks {n}: {type(codec).__name__} decodes all of its "
+            f"{codec.num_codebooks} codebooks only (set 0)"
+        )
+    return n

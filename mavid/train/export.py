@@ -36,6 +36,7 @@ from mavid.conductor.hearing import EAR_CHECK_DIR, WHISPER_DIR
 from mavid.conductor.knowledge import KnowledgeConfig, KnowledgeEntry
 from mavid.conductor.thinker import ThinkerConductor
 from mavid.creator.face import fit_image
+from mavid.creator.stream import speech_levels
 from mavid.data.dialogue import identity_for
 from mavid.data.domain import INTENTS, more_questions, paraphrase_split
 from mavid.data.faces import render_reference_face
@@ -167,6 +168,7 @@ SHIPPABLE = {
     "audio_guidance": (1.0, math.inf, "1: off"),
     "history_noise": (0.0, 1.0, "0: clean"),
     "history_anchor": (0.0, 1.0, "0: off"),
+    "speech_codebooks": (0, math.inf, "0: all"),
 }
 
 
@@ -207,7 +209,8 @@ def export_tiny(
     `max_frames`: the most camera frames of a turn the Thinker reads (`ThinkerInputsConfig`;
     None: the conductor's setting). `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
-    guidance, the DiT's denoising steps, history noise and anchor); None or absent: the run's.
+    guidance, the DiT's denoising steps, history noise and anchor, the codebooks the speech is
+    synthesised from); None or absent: the run's.
     """
     creator, conductor, dest = Path(creator), Path(conductor), Path(dest)
     model = load_checkpoint(creator)  # raises CheckpointError naming the bad file
@@ -222,6 +225,7 @@ def export_tiny(
         model.preset = model.preset.replace_creator(**{name: value})
     if model.audio_codec is None or model.video_vae is None:
         raise ValueError(f"{creator}: mavid-tiny ships its codecs inside the Creator checkpoint")
+    speech_levels(model.cfg, model.audio_codec)  # (more codebooks than the codec has: refused)
     thinker = ThinkerConductor.from_pretrained(conductor)  # ConductorError names the directory
     if max_frames is not None:  # (checked here, before anything is written)
         inputs = dataclasses.replace(thinker.inputs_config, max_frames=max_frames)
