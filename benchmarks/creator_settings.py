@@ -1,9 +1,10 @@
-"""The Creator's inference settings scored on test answers: guidance on the speech, history
-noise and anchor, phone guidance and the AR temperature, each combination on the same answers
-(the model table's meters and seeds).
+"""The Creator's inference settings scored on held-out answers (test; val to choose by):
+guidance on the speech, history noise and anchor, phone guidance, the AR temperature and the
+codebooks the speech is synthesised from, each combination on the same answers (the model
+table's meters and seeds).
 
     .venv/bin/python benchmarks/creator_settings.py --world data/world-1000 \\
-        [--checkpoint DIR] [--samples 20] [--long 0] [--audio-guidance 1,2] \\
+        [--checkpoint DIR] [--split test] [--samples 20] [--long 0] [--audio-guidance 1,2] \\
         [--history-noise 0,0.25] [--history-anchor 0,0.3] [--phone-guidance 2,3] \\
         [--temperature 0.15,0.3] [--speech-codebooks 0,1,2] [--fusion on,off]
 
@@ -64,6 +65,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--world", type=Path, default=Path("data/world-1000"))
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: mavid-tiny")
+    ap.add_argument(
+        "--split", default="test", choices=("val", "test"), help="val: to choose a setting by"
+    )
     ap.add_argument("--samples", type=int, default=20, help="short answers")
     ap.add_argument("--long", type=int, default=0, help="long answers instead (18 s)")
     for name in _SETTINGS:
@@ -73,14 +77,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = ModelEvalConfig(args.world, max_samples=args.samples, long_samples=args.long)
+    cfg = ModelEvalConfig(
+        args.world, split=args.split, max_samples=args.samples, long_samples=args.long
+    )
     short, long = held_out_answers(cfg)
     samples = long if args.long else short
     creator = load_avatar_model(args.checkpoint).creator
     base, sampling = creator.model.preset, creator.sampling
     asr, timbre = {"domain": Recognizer("domain")}, TimbreMeter()
     kind = f"{len(samples)} {'long' if args.long else 'short'} answers"
-    print(f"{args.checkpoint or 'mavid-tiny'} on {args.world} (test split), {kind}")
+    print(f"{args.checkpoint or 'mavid-tiny'} on {args.world} ({args.split} split), {kind}")
     values = [getattr(args, n) or [getattr(base.creator, n)] for n in _SETTINGS]
     fusions = args.fusion.split(",")
     if not set(fusions) <= {"on", "off"}:
