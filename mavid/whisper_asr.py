@@ -52,10 +52,9 @@ PAD_S = 10.0
 # val turns at most 0.60, people's recordings at most 0.36)
 NO_SPEECH = 0.6
 # ... unless silero-vad, a detector made for this one question, finds this much speech in the
-# turn: a voice Whisper finds unlike speech is still a voice (held-out espeak voices at
-# no-speech 0.61-0.68, with 0.7-1.1 s of speech to silero, their words mostly right when kept;
-# silence, noise, clicks, tones, hums, a breath and a cough-like burst: none to silero;
-# README, "What was tried", round 16)
+# turn: a voice Whisper finds unlike speech is still a voice (two held-out espeak turns at
+# no-speech 0.62 and 0.68 hold 0.8-1.4 s of speech to silero; silence, noise, clicks, tones,
+# hums, a breath and a cough-like burst none; README, "What was tried", round 16)
 VOICED_S = 0.5
 # the files faster-whisper reads from a CTranslate2 Whisper directory (vocabulary.* is read
 # where tokenizer.json is absent; both ship in the bundled copy)
@@ -128,8 +127,10 @@ class WhisperRecognizer:
             )
         if not (isinstance(beam, int) and beam >= 1):
             raise ValueError(f"beam must be an integer >= 1, got {beam!r}")
-        if voiced_s is not None and not (
-            isinstance(voiced_s, (int, float)) and math.isfinite(voiced_s) and voiced_s >= 0
+        if voiced_s is not None and (
+            isinstance(voiced_s, bool)
+            or not isinstance(voiced_s, (int, float))
+            or not (math.isfinite(voiced_s) and voiced_s >= 0)
         ):
             raise ValueError(f"voiced_s must be seconds >= 0 or None, got {voiced_s!r}")
         self.directory = directory

@@ -90,7 +90,7 @@ def test_silero_overrules_whispers_doubt_only_where_it_hears_speech(whisper, spo
         assert doubting.transcribe(spoken.audio, spoken.sample_rate) == "", voiced_s
 
 
-@pytest.mark.parametrize("voiced_s", [-1, float("nan"), float("inf"), "0.5"])
+@pytest.mark.parametrize("voiced_s", [-1, float("nan"), float("inf"), "0.5", True])
 def test_a_wrong_speech_overrule_is_refused(voiced_s):
     with pytest.raises(ValueError, match="voiced_s"):
         WhisperRecognizer(voiced_s=voiced_s)
