@@ -16,6 +16,13 @@ def creator() -> MavidCreator:
     return MavidCreator(CreatorModel.random(MICRO, 0))
 
 
+def with_settings(model: CreatorModel, **settings) -> CreatorModel:
+    """The same weights under other CreatorConfig settings."""
+    other = CreatorModel(model.preset.replace_creator(**settings))
+    other.load_state_dict(model.state_dict())
+    return other
+
+
 class CancelAfter(CancelToken):
     """Cancels itself at its n-th check: lands between AR or denoising steps."""
 
@@ -144,14 +151,8 @@ def test_bad_directive_types_are_refused(creator):
 
 
 def test_classifier_free_guidance_runs_and_changes_the_video():
-    import dataclasses
-
     base = CreatorModel.random(MICRO, 0)
-    guided_preset = dataclasses.replace(
-        MICRO, creator=dataclasses.replace(MICRO.creator, cfg_scale=4.0)
-    )
-    guided_model = CreatorModel(guided_preset)
-    guided_model.load_state_dict(base.state_dict())
+    guided_model = with_settings(base, cfg_scale=4.0)
     plain = MavidCreator(base).new_stream(seed=2).next_clip("hi", "wave")
     cfg = MavidCreator(guided_model).new_stream(seed=2).next_clip("hi", "wave")
     assert np.array_equal(plain.audio, cfg.audio)  # guidance is on the video's motion text only
@@ -162,8 +163,7 @@ def test_classifier_free_guidance_runs_and_changes_the_video():
 def test_audio_guidance_changes_only_the_video_and_needs_the_fusion(fusion):
     base = CreatorModel(MICRO.replace_creator(fusion=fusion))
     base.load_state_dict(CreatorModel.random(MICRO, 0).state_dict(), strict=False)
-    guided_model = CreatorModel(base.preset.replace_creator(audio_guidance=3.0))
-    guided_model.load_state_dict(base.state_dict())
+    guided_model = with_settings(base, audio_guidance=3.0)
     plain = MavidCreator(base).new_stream(seed=2).next_clip("hello there", "")
     audio_guided = MavidCreator(guided_model).new_stream(seed=2).next_clip("hello there", "")
     assert np.array_equal(plain.audio, audio_guided.audio)  # the speech is made first
@@ -174,8 +174,7 @@ def test_audio_guidance_changes_only_the_video_and_needs_the_fusion(fusion):
 
 def test_history_noise_changes_the_clips_after_the_first():
     base = CreatorModel.random(MICRO, 0)
-    noised_model = CreatorModel(MICRO.replace_creator(history_noise=0.2))
-    noised_model.load_state_dict(base.state_dict())
+    noised_model = with_settings(base, history_noise=0.2)
     plain, noised = (
         MavidCreator(base).new_stream(seed=2),
         MavidCreator(noised_model).new_stream(seed=2),
@@ -216,8 +215,7 @@ def test_the_history_anchor_pulls_all_but_the_mouth_to_the_reference():
 
 def test_the_history_anchor_changes_the_clips_after_the_first():
     base = CreatorModel.random(MICRO, 0)
-    anchored = CreatorModel(MICRO.replace_creator(history_anchor=0.3))
-    anchored.load_state_dict(base.state_dict())
+    anchored = with_settings(base, history_anchor=0.3)
     plain, pulled = MavidCreator(base).new_stream(seed=2), MavidCreator(anchored).new_stream(seed=2)
     first = plain.next_clip("hello there", ""), pulled.next_clip("hello there", "")
     assert np.array_equal(first[0].frames, first[1].frames)  # no history yet
@@ -227,8 +225,7 @@ def test_the_history_anchor_changes_the_clips_after_the_first():
 
 def test_speech_from_the_first_codebooks_changes_only_the_audio():
     base = CreatorModel.random(MICRO, 0)
-    coarse_model = CreatorModel(MICRO.replace_creator(speech_codebooks=1))
-    coarse_model.load_state_dict(base.state_dict())
+    coarse_model = with_settings(base, speech_codebooks=1)
     plain, coarse = (
         MavidCreator(base).new_stream(seed=2),
         MavidCreator(coarse_model).new_stream(seed=2),
@@ -238,8 +235,7 @@ def test_speech_from_the_first_codebooks_changes_only_the_audio():
         assert np.array_equal(a.frames, b.frames)  # the codes and the face are the same
         assert a.audio.shape == b.audio.shape and not np.array_equal(a.audio, b.audio)
     # all of the codec's codebooks is the same as 0
-    every = CreatorModel(MICRO.replace_creator(speech_codebooks=MICRO.creator.num_codebooks))
-    every.load_state_dict(base.state_dict())
+    every = with_settings(base, speech_codebooks=MICRO.creator.num_codebooks)
     same = MavidCreator(every).new_stream(seed=2).next_clip("hello there", "")
     assert np.array_equal(
         same.audio, MavidCreator(base).new_stream(seed=2).next_clip("hello there", "").audio
@@ -259,8 +255,7 @@ def test_a_codec_that_decodes_all_its_codebooks_only_refuses_fewer():
     codec = whole(model.audio_codec.config)
     codec.load_state_dict(model.audio_codec.state_dict())
     MavidCreator(model, audio_codec=codec)  # all codebooks (0): fine
-    fewer = CreatorModel(MICRO.replace_creator(speech_codebooks=1))
-    fewer.load_state_dict(model.state_dict())
+    fewer = with_settings(model, speech_codebooks=1)
     with pytest.raises(ValueError, match="decodes all of its"):
         MavidCreator(fewer, audio_codec=codec)
 
