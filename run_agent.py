@@ -407,6 +407,11 @@ class ExportCommand(Command):
         description="Synthesise the speech from each frame's first N codebooks only, to ship "
         "(default: the run's; 0 all).",
     )
+    expected_speech: bool | None = Field(
+        None,
+        description="Synthesise the speech from the expected codebook entries under the AR "
+        "decoder's probabilities, not the drawn ones, to ship (default: the run's).",
+    )
     conductor_knowledge: Literal["keep", "domain"] = Field(
         "keep",
         description="The Conductor's knowledge base (a question it was never taught read as the "
@@ -499,6 +504,7 @@ class ExportCommand(Command):
             history_noise=self.history_noise,
             history_anchor=self.history_anchor,
             speech_codebooks=self.speech_codebooks,
+            expected_speech=self.expected_speech,
         )
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"exported to {dest} ({size / 2**20:.1f} MiB; loss plots: {', '.join(plots)})")

@@ -1,12 +1,13 @@
 """The Creator's inference settings scored on held-out answers (test; val to choose by):
-guidance on the speech, history noise and anchor, phone guidance, the AR temperature and the
-codebooks the speech is synthesised from, each combination on the same answers (the model
-table's meters and seeds).
+guidance on the speech, history noise and anchor, phone guidance, the AR temperature, the
+codebooks the speech is synthesised from and whether from their expected entries (1) or the
+drawn ones (0), each combination on the same answers (the model table's meters and seeds).
 
     .venv/bin/python benchmarks/creator_settings.py --world data/world-1000 \\
         [--checkpoint DIR] [--split test] [--samples 20] [--long 0] [--audio-guidance 1,2] \\
         [--history-noise 0,0.25] [--history-anchor 0,0.3] [--phone-guidance 2,3] \\
-        [--temperature 0.15,0.3] [--speech-codebooks 0,1,2] [--fusion on,off]
+        [--temperature 0.15,0.3] [--speech-codebooks 0,1,2] [--expected-speech 0,1] \\
+        [--fusion on,off]
 
 `--long N` scores N long answers (cut to 18 s) instead of short ones. One line per setting:
 WER (domain LM), lip-sync offset and confidence, subject consistency (frames, first and last
@@ -56,9 +57,19 @@ _SETTINGS = (
     "history_anchor",
     "phone_guidance",
     "speech_codebooks",
+    "expected_speech",
     "temperature",
 )
 _WHOLE = {"speech_codebooks"}  # (counts, not amounts)
+_SWITCHES = {"expected_speech"}  # (0 off, 1 on)
+
+
+def _setting(name: str, value: float) -> float | int | bool:
+    if name in _SWITCHES:
+        if value not in (0, 1):
+            raise SystemExit(f"--{name.replace('_', '-')} takes 0 and 1, got {value:g}")
+        return bool(value)
+    return int(value) if name in _WHOLE else value
 
 
 def main() -> None:
@@ -92,7 +103,7 @@ def main() -> None:
     if not set(fusions) <= {"on", "off"}:
         ap.error(f"--fusion takes on, off or on,off, got {args.fusion!r}")
     for fusion, *combo in itertools.product(fusions, *values):
-        setting = {n: int(v) if n in _WHOLE else v for n, v in zip(_SETTINGS, combo, strict=True)}
+        setting = {n: _setting(n, v) for n, v in zip(_SETTINGS, combo, strict=True)}
         temperature = setting.pop("temperature")
         creator.model.preset = base.replace_creator(**setting)
         creator.sampling = dataclasses.replace(sampling, temperature=temperature)

@@ -52,6 +52,19 @@ def test_decoding_from_the_first_codebooks_reads_no_finer_code():
             codec.decode(codes, levels=codec.num_codebooks + 1)
 
 
+def test_expected_speech_with_all_probability_on_the_codes_is_their_speech():
+    codec = RVQAudioCodec(dataclasses.replace(MICRO.audio_tokenizer, kind="rvq_conv")).eval()
+    assert codec.expected_levels and not getattr(HiggsAudioTokenizer, "expected_levels", False)
+    with torch.inference_mode():
+        codes = codec.encode(torch.randn(960 * 4) * 0.1)
+        sure = torch.nn.functional.one_hot(codes[:2], codec.codebook_size).float()
+        assert torch.allclose(codec.decode_expected(sure), codec.decode(codes, levels=2), atol=1e-5)
+        unsure = (sure + sure.roll(1, dims=-1)) / 2  # half on the next code
+        assert not torch.allclose(codec.decode_expected(unsure), codec.decode(codes, levels=2))
+        with pytest.raises(ValueError, match="sum to 1"):
+            codec.decode_expected(sure * 2)
+
+
 def test_bad_input_is_refused():
     codec = RVQAudioCodec(dataclasses.replace(MICRO.audio_tokenizer, kind="rvq_conv"))
     with pytest.raises(ValueError, match="shorter than one frame"):

@@ -116,10 +116,9 @@ def test_audio_is_causal():
 def _audio_codes(model, prev_latents, seed=0):
     _, fv_kv = model.video_history(prev_latents)
     text = torch.tensor([encode_text("hello", model.cfg.max_text_len)])
-    cols, _ = model.audio.generate(
+    return model.audio.generate(
         text, None, 9, fv_kv, SamplingConfig(1.0, 0, 1.0), torch.Generator().manual_seed(seed)
-    )
-    return cols
+    ).cols
 
 
 @pytest.mark.parametrize("fusion", [True, False])

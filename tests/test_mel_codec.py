@@ -99,6 +99,47 @@ def test_speech_is_synthesised_from_the_first_codebooks_alone(speech):
             codec.decode(codes, levels=bad)
 
 
+def _one_hot(codes: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, T) codes -> (n, T, size) probabilities, all on the code."""
+    return torch.nn.functional.one_hot(codes, size).float()
+
+
+def test_expected_speech_is_the_probability_weighted_mean_of_the_entries(speech):
+    codec = MelRVQCodec(SMALL)
+    codec.fit(speech, seed=0, progress=False)
+    assert codec.expected_levels
+    codes = codec.encode(torch.from_numpy(speech[1]))
+    # all of the probability on the drawn codes: the drawn codes' speech
+    for n in (1, 2, SMALL.num_codebooks):
+        sure = codec.decode_expected(_one_hot(codes[:n], SMALL.codebook_size))
+        assert torch.allclose(sure, codec.decode(codes, levels=n), atol=1e-4)
+    # split between two codes: the mean of their entries
+    other = (codes[:1] + 1) % SMALL.codebook_size
+    half = (_one_hot(codes[:1], SMALL.codebook_size) + _one_hot(other, SMALL.codebook_size)) / 2
+    mean = (codec.lookup(codes[None], 1) + codec.lookup(other.expand_as(codes)[None], 1)) / 2
+    assert torch.allclose(codec.expected_lookup(half[None]), mean, atol=1e-5)
+    assert not torch.allclose(codec.decode_expected(half), codec.decode(codes, levels=1))
+    # batched as one at a time
+    both = torch.stack([half, _one_hot(codes[:1], SMALL.codebook_size)])
+    assert torch.allclose(codec.decode_expected(both)[0], codec.decode_expected(half), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "probs, match",
+    [
+        (torch.full((4, 32), 1 / 32), "shape"),  # no codebook axis
+        (torch.full((5, 4, 32), 1 / 32), "codebooks"),  # more codebooks than the codec has
+        (torch.full((1, 4, 31), 1 / 31), "codes"),  # not the codebook's size
+        (torch.full((1, 4, 32), 1 / 16), "sum to 1"),
+        (torch.full((1, 4, 32), float("nan")), "finite"),
+        (torch.eye(32)[:4][None] * 2 - torch.full((1, 4, 32), 1 / 32), "non-negative"),
+    ],
+)
+def test_bad_code_probabilities_are_refused(probs, match):
+    with pytest.raises(ValueError, match=match):
+        MelRVQCodec(SMALL).decode_expected(probs)
+
+
 def test_bad_input_is_refused():
     codec = MelRVQCodec(SMALL)
     with pytest.raises(ValueError, match="shorter than one frame"):

@@ -162,7 +162,7 @@ def test_no_track_embeds_to_nothing_and_guidance_steers_the_codes():
     phones = torch.randint(1, 50, (1, 9, 2)) % torch.tensor([50, 8])
 
     def codes(guidance, seed=0):
-        cols, sources = audio.generate(
+        cols, sources, _ = audio.generate(
             text, None, 9, None, SamplingConfig(1.0, 0, 1.0),
             torch.Generator().manual_seed(seed), phones=phones, phone_guidance=guidance,
         )  # fmt: skip

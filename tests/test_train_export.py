@@ -145,6 +145,7 @@ def test_the_shipped_sampling_temperature_is_the_exports(results, tmp_path):
         ("history_noise", 0.1, 1.5),
         ("history_anchor", 0.3, -0.1),
         ("speech_codebooks", 1, 99),  # (more than the codec has)
+        ("expected_speech", True, 0.5),  # (a switch)
     ],
 )
 def test_a_shipped_setting_is_the_exports(results, tmp_path, name, shipped, refused):

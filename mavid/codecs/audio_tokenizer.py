@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mavid.codecs.framing import trim_to_frames
-from mavid.codecs.mel_codec import MelRVQCodec, check_levels
+from mavid.codecs.mel_codec import MelRVQCodec, check_levels, check_probs
 from mavid.config import AudioTokenizerConfig
 
 
@@ -40,7 +40,9 @@ class AudioTokenizer(Protocol):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """(K, T) or (B, K, T) codes -> (T * hop,) or (B, T * hop) float waveform. A codec whose
-        `partial_levels` is true also takes `levels=n`: the first n codebooks only."""
+        `partial_levels` is true also takes `levels=n`: the first n codebooks only. One whose
+        `expected_levels` is true also has `decode_expected(probs)`: (n, T, V) or (B, n, T, V)
+        probabilities of the first n codebooks' codes -> waveform from the expected entries."""
         ...
 
 
@@ -132,6 +134,22 @@ class RVQAudioCodec(nn.Module):
             raise ValueError(f"codes must lie in [0, {self.codebook_size})")
         check_levels(levels, self.num_codebooks)
         wave = self.decoder(self._lookup(codes, levels)).squeeze(1)  # (B, T * hop)
+        return wave[0] if single else wave
+
+    # `decode_expected(probs)` decodes each frame's expected latent under code probabilities
+    expected_levels = True
+
+    def decode_expected(self, probs: torch.Tensor) -> torch.Tensor:
+        """(n, T, V) or (B, n, T, V) code probabilities of the first n codebooks -> waveform
+        decoded from each frame's expected latent (out_proj is linear, so the expectation of
+        the codebook entries passes through it)."""
+        single = probs.dim() == 3
+        probs = probs[None] if single else probs
+        check_probs(probs, self.num_codebooks, self.codebook_size)
+        z = 0
+        for k in range(probs.shape[1]):
+            z = z + self.out_proj[k](probs[:, k].to(self.codebooks.dtype) @ self.codebooks[k])
+        wave = self.decoder(z.transpose(1, 2)).squeeze(1)
         return wave[0] if single else wave
 
     def reconstruction_loss(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -99,6 +99,29 @@ class MelRVQCodec(nn.Module):
         n = self.num_codebooks if levels is None else levels
         return sum(self.codebooks[k].float()[codes[:, k]] for k in range(n))
 
+    # `decode_expected(probs)` synthesises each frame's expected features under code probabilities
+    expected_levels = True
+
+    def expected_lookup(self, probs: torch.Tensor) -> torch.Tensor:
+        """(B, n, T, V) probabilities of the first n codebooks' codes -> (B, T, D) features:
+        per frame, each codebook's entries weighted by their probabilities, summed over the n."""
+        check_probs(probs, self.num_codebooks, self.codebook_size)
+        books = self.codebooks[: probs.shape[1]].float()
+        return torch.einsum("bntv,nvd->btd", probs.float(), books)
+
+    @torch.inference_mode()
+    def decode_expected(self, probs: torch.Tensor) -> torch.Tensor:
+        """(n, T, V) or (B, n, T, V) code probabilities of the first n codebooks -> waveform
+        synthesised from each frame's expected features (the mean of the codebook entries under
+        the probabilities, the MMSE spectrum, not one drawn entry's)."""
+        single = probs.dim() == 3
+        probs = probs[None] if single else probs
+        wave = self.griffin_lim(
+            self.magnitudes(self.expected_lookup(probs)), probs.shape[2] * self.hop_length
+        )
+        wave = wave.clamp(-1.0, 1.0)
+        return wave[0] if single else wave
+
     @torch.inference_mode()
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
         single = wave.dim() == 1
@@ -234,3 +257,22 @@ def check_levels(levels: int | None, num_codebooks: int) -> None:
         return
     if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= num_codebooks:
         raise ValueError(f"levels must be an integer in [1, {num_codebooks}], got {levels!r}")
+
+
+def check_probs(probs: torch.Tensor, num_codebooks: int, codebook_size: int) -> None:
+    """ValueError unless `probs` is (B, n, T, V) with 1 <= n <= num_codebooks, V the codebook
+    size, and every frame's probabilities finite, non-negative and summing to 1."""
+    if probs.dim() != 4:
+        shape = tuple(probs.shape)
+        raise ValueError(f"expected (B, n, T, V) code probabilities, got shape {shape}")
+    if not 1 <= probs.shape[1] <= num_codebooks:
+        raise ValueError(f"probabilities for 1 to {num_codebooks} codebooks, got {probs.shape[1]}")
+    if probs.shape[3] != codebook_size:
+        raise ValueError(f"probabilities over {codebook_size} codes, got {probs.shape[3]}")
+    if probs.numel() == 0:
+        return
+    p = probs.float()
+    if not torch.isfinite(p).all() or p.min() < 0:
+        raise ValueError("code probabilities must be finite and non-negative")
+    if not torch.allclose(p.sum(-1), torch.ones(()), atol=1e-3):
+        raise ValueError("each frame's code probabilities must sum to 1")

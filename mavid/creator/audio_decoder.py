@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,16 @@ class SamplingConfig:
     temperature: float = 0.8
     top_k: int = 50
     top_p: float = 0.95
+
+
+class GeneratedAudio(NamedTuple):
+    """One clip's AR output."""
+
+    cols: torch.Tensor  # (B, K, F + K + 1) delayed columns, bos/eos included
+    sources: list[torch.Tensor]  # F_a sources (B, F, D) per layer
+    # (B, n, F, V): each frame's probabilities of the first n codebooks' codes, as sampled
+    # from (guided, before temperature, top-k and top-p); None unless asked for
+    probs: torch.Tensor | None = None
 
 
 class KVCache:
@@ -215,7 +226,8 @@ class AudioDecoder(nn.Module):
         phones: torch.Tensor | None = None,
         prev_phones: torch.Tensor | None = None,
         phone_guidance: float = 1.0,
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        expected_levels: int = 0,
+    ) -> GeneratedAudio:
         """Sample clip j -> delayed columns (B, K, F + K + 1) and F_a sources (B, F, D) per layer.
 
         `phones` / `prev_phones`: the (B, F, 2) phone tracks of clips j and j-1 (phone track
@@ -224,10 +236,14 @@ class AudioDecoder(nn.Module):
         half without the tracks (decoders trained with phone dropout know that case).
 
         Positions where the delay pattern fixes the token (bos before, eos after) are forced;
-        only real code positions are sampled, from the 1024 codes.
+        only real code positions are sampled, from the 1024 codes. `expected_levels` n > 0: also
+        the probabilities each frame's first n codes were drawn from (`GeneratedAudio.probs`:
+        the model's own distribution, guided, at temperature 1).
         """
         cfg = self.cfg
         k, f = cfg.num_codebooks, num_frames
+        if isinstance(expected_levels, bool) or not 0 <= expected_levels <= k:
+            raise ValueError(f"expected_levels must be in [0, {k}], got {expected_levels!r}")
         length = f + k + 1
         b = text_ids.shape[0]
         guided = phone_guidance != 1.0 and phones is not None and cfg.phone_track
@@ -260,6 +276,10 @@ class AudioDecoder(nn.Module):
         cache.length = first.shape[1]
         fed = [[s[:, -1:]] for s in streams]  # SA streams of clip j's fed columns, per layer
         codebook = torch.arange(k, device=cols.device)
+        probs = None
+        if expected_levels:
+            shape = (b, expected_levels, f, cfg.codebook_size)
+            probs = torch.zeros(shape, dtype=torch.float32, device=cols.device)
         for m in range(1, length):
             check()
             logits = self.logits(hidden[:, -1:])[:, 0, :, : cfg.codebook_size]  # (R, K, 1024)
@@ -267,6 +287,9 @@ class AudioDecoder(nn.Module):
                 logits = logits[b:] + phone_guidance * (logits[:b] - logits[b:])
             w = m - codebook  # index into [bos, codes..., eos] per codebook
             sampled = sample_codes(logits, sampling, generator)
+            if probs is not None:  # codebook j holds frame m - 1 - j at step m
+                for j in range(max(0, m - f), min(expected_levels, m)):
+                    probs[:, j, m - 1 - j] = logits[:, j].float().softmax(-1)
             col = torch.where(w <= 0, cfg.stream_bos, cfg.stream_eos).expand(b, k).clone()
             is_code = (w >= 1) & (w <= f)
             col[:, is_code] = sampled[:, is_code]
@@ -287,7 +310,7 @@ class AudioDecoder(nn.Module):
                 fed[i].append(s)
         frame_cols = audio_frame_columns(f, k).to(cols.device)
         sources = [torch.cat(parts, dim=1)[:b, frame_cols] for parts in fed]
-        return cols[:b], sources
+        return GeneratedAudio(cols[:b], sources, probs)
 
 
 def _twice(x: torch.Tensor | None) -> torch.Tensor | None:

@@ -59,9 +59,11 @@ class ClipHistory:
     audio_codes: torch.Tensor  # (K, c) last codes, decoded again as the codec's context
     video_latents: torch.Tensor  # (1, C, T_lat, h, w) clean v_{j-1}
     phones: torch.Tensor | None = None  # (1, F, 2) phone track of a_{j-1}
+    # (1, n, c, V) the last codes' probabilities, the context of an expected-speech decode
+    audio_probs: torch.Tensor | None = None
 
     def nbytes(self) -> int:
-        ts = (self.audio_cols, self.audio_codes, self.video_latents, self.phones)
+        ts = (self.audio_cols, self.audio_codes, self.video_latents, self.phones, self.audio_probs)
         return sum(t.numel() * t.element_size() for t in ts if t is not None)
 
 
@@ -210,7 +212,8 @@ class MavidCreatorStream:
         prefix, fv_kv = model.video_history(prev, ref, prev_t)
         lap("video_history")
         stats: dict[str, int] = {}
-        cols, sources = model.audio.generate(
+        levels = speech_levels(cfg, c.audio_codec) or cfg.num_codebooks
+        cols, sources, probs = model.audio.generate(
             text,
             hist.audio_cols if hist is not None else None,
             f,
@@ -222,11 +225,12 @@ class MavidCreatorStream:
             phones=phones,
             prev_phones=hist.phones if hist is not None else None,
             phone_guidance=cfg.phone_guidance,
+            expected_levels=levels if cfg.expected_speech else 0,
         )
         self.last_cache_bytes = stats.get("cache_bytes", 0)
         lap("ar_audio")
         codes = unwrap_clip(cols[0])  # (K, F)
-        audio = self._decode_audio(codes, hist)
+        audio = self._decode_audio(codes, hist, probs)
         lap("audio_decode")
 
         audio_ctx = model.audio_context(sources, t_lat)
@@ -259,19 +263,31 @@ class MavidCreatorStream:
         if self.index == 0:
             frames[0] = self._reference
         tail = c.model.preset.audio_tokenizer.context_frames
-        history = ClipHistory(cols, codes[:, -tail:].clone(), latents, phones)
+        tail_probs = probs[:, :, -tail:].clone() if probs is not None else None
+        history = ClipHistory(cols, codes[:, -tail:].clone(), latents, phones, tail_probs)
         lap("vae_decode")
         return audio, frames, history, timings
 
-    def _decode_audio(self, codes: torch.Tensor, hist: ClipHistory | None) -> np.ndarray:
-        """Decode clip codes with the previous clip's last codes as context (no click at seams)."""
+    def _decode_audio(
+        self, codes: torch.Tensor, hist: ClipHistory | None, probs: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Decode clip codes (K, F), or with `probs` (1, n, F, V) their expected entries
+        (`CreatorConfig.expected_speech`), with the previous clip's last frames as context (no
+        click at seams)."""
         codec = self.creator.audio_codec
-        ctx = hist.audio_codes if hist is not None else codes[:, :0]
-        levels = speech_levels(self.creator.model.cfg, codec)
-        both = torch.cat([ctx, codes], dim=1)
-        wave = codec.decode(both) if levels is None else codec.decode(both, levels=levels)
-        hop = wave.shape[-1] // (ctx.shape[1] + codes.shape[1])
-        wave = wave[ctx.shape[1] * hop :].float().cpu().numpy()
+        if probs is not None:
+            ctx = hist.audio_probs if hist is not None and hist.audio_probs is not None else None
+            both = probs if ctx is None else torch.cat([ctx, probs], dim=2)
+            wave = codec.decode_expected(both)[0]
+            n_ctx = both.shape[2] - probs.shape[2]
+        else:
+            ctx = hist.audio_codes if hist is not None else codes[:, :0]
+            levels = speech_levels(self.creator.model.cfg, codec)
+            both = torch.cat([ctx, codes], dim=1)
+            wave = codec.decode(both) if levels is None else codec.decode(both, levels=levels)
+            n_ctx = ctx.shape[1]
+        hop = wave.shape[-1] // (n_ctx + codes.shape[1])
+        wave = wave[n_ctx * hop :].float().cpu().numpy()
         n = self.spec.samples_for_frames(codes.shape[1])
         out = np.zeros(n, dtype=np.float32)
         out[: min(n, wave.shape[0])] = wave[:n]
@@ -285,11 +301,18 @@ class MavidCreatorStream:
 
 def speech_levels(cfg: CreatorConfig, codec: AudioTokenizer) -> int | None:
     """How many codebooks the speech is synthesised from (`CreatorConfig.speech_codebooks`;
-    None: all); ValueError for a count the codec cannot decode."""
+    None: all); ValueError for a count the codec cannot decode, or for `expected_speech` where
+    the codec cannot synthesise expected entries."""
     n = cfg.speech_codebooks
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= codec.num_codebooks:
         raise ValueError(
             f"speech_codebooks must be an integer in [0, {codec.num_codebooks}] (0: all), got {n!r}"
+        )
+    if not isinstance(cfg.expected_speech, bool):
+        raise ValueError(f"expected_speech must be true or false, got {cfg.expected_speech!r}")
+    if cfg.expected_speech and not getattr(codec, "expected_levels", False):
+        raise ValueError(
+            f"expected_speech: {type(codec).__name__} decodes drawn codes only (set false)"
         )
     if n in (0, codec.num_codebooks):
         return None

@@ -169,6 +169,7 @@ SHIPPABLE = {
     "history_noise": (0.0, 1.0, "0: clean"),
     "history_anchor": (0.0, 1.0, "0: off"),
     "speech_codebooks": (0, math.inf, "0: all"),
+    "expected_speech": (0, 1, "false: the drawn codes, true: their expected entries"),
 }
 
 
@@ -210,7 +211,7 @@ def export_tiny(
     None: the conductor's setting). `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
     guidance, the DiT's denoising steps, history noise and anchor, the codebooks the speech is
-    synthesised from); None or absent: the run's.
+    synthesised from and whether from their expected entries); None or absent: the run's.
     """
     creator, conductor, dest = Path(creator), Path(conductor), Path(dest)
     model = load_checkpoint(creator)  # raises CheckpointError naming the bad file
