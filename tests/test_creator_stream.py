@@ -260,10 +260,12 @@ def test_a_codec_that_decodes_all_its_codebooks_only_refuses_fewer():
         MavidCreator(fewer, audio_codec=codec)
 
 
-def test_bfloat16_path_runs():
+@pytest.mark.parametrize("expected_speech", [False, True])
+def test_bfloat16_path_runs(expected_speech):
     import torch
 
-    model = CreatorModel.random(MICRO, 0).to(torch.bfloat16)
+    model = CreatorModel.random(MICRO.replace_creator(expected_speech=expected_speech), 0)
+    model = model.to(torch.bfloat16)
     stream = MavidCreator(model, dtype=torch.bfloat16).new_stream(seed=0)
     clips = [stream.next_clip("half precision", "nod") for _ in range(2)]
     assert clips[1].audio.dtype == np.float32 and clips[1].frames.dtype == np.uint8

@@ -293,8 +293,8 @@ def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
 
 
 # Bounds just outside what the shipped weights measured on these samples (fixed seeds):
-# WER 0.69, from each frame's first codebook as from all 8 (random weights, silence or
-# noise: 1.0), frame std 1.89-2.26, mouth opening
+# WER 0.47 with the expected speech (drawn codes: 0.69, from each frame's first codebook as
+# from all 8; random weights, silence or noise: 1.0), frame std 1.89-2.26, mouth opening
 # p90-p10 0.23-0.33 (a still face: 0), Conductor 1.0 on the typed questions without video,
 # 1.0 on the same questions spoken (without its hearing 0.07; before the ear checked the
 # known questions, 0.6), 1.0 typed as written with 8 camera frames (4 read), 1.0 on their
@@ -305,7 +305,7 @@ def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
 # known questions said by held-out voices as those questions, and none of the held-out ones
 # as a known question; of six known questions Whisper misheard in two robotic variants, its
 # beam's alternatives read right 6 (without them 0).
-WER_BOUND = 0.9
+WER_BOUND = 0.7
 FRAME_STD = 1.5
 MOUTH_RANGE = 0.12
 CONDUCTOR_BOUND = 0.8  # chance is 0.03
