@@ -331,6 +331,24 @@ def harness_factory(executor, vad_executor) -> Callable[..., SessionHarness]:
     return make
 
 
+# -- a Creator under other inference settings --------------------------------------------------
+def with_settings(model: Any, **settings: Any) -> Any:
+    """The same weights as the CreatorModel `model` under other CreatorConfig settings."""
+    from mavid.creator.model import CreatorModel
+
+    other = CreatorModel(model.preset.replace_creator(**settings))
+    other.load_state_dict(model.state_dict())
+    return other
+
+
+def paired_streams(model: Any, seed: int = 2, **settings: Any) -> tuple[Any, Any]:
+    """Streams of `model` as it is and under `settings` (`with_settings`), from one seed."""
+    from mavid.creator.stream import MavidCreator
+
+    changed = with_settings(model, **settings)
+    return MavidCreator(model).new_stream(seed=seed), MavidCreator(changed).new_stream(seed=seed)
+
+
 # -- the real model and a running server, for end-to-end tests --------------------------------
 @pytest.fixture(scope="session")
 def avatar_model() -> Any:

@@ -2,6 +2,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import paired_streams, with_settings
 
 from mavid.config import MICRO
 from mavid.creator.model import CreatorModel
@@ -14,13 +15,6 @@ SPEC = MICRO.media
 @pytest.fixture(scope="module")
 def creator() -> MavidCreator:
     return MavidCreator(CreatorModel.random(MICRO, 0))
-
-
-def with_settings(model: CreatorModel, **settings) -> CreatorModel:
-    """The same weights under other CreatorConfig settings."""
-    other = CreatorModel(model.preset.replace_creator(**settings))
-    other.load_state_dict(model.state_dict())
-    return other
 
 
 class CancelAfter(CancelToken):
@@ -174,17 +168,13 @@ def test_audio_guidance_changes_only_the_video_and_needs_the_fusion(fusion):
 
 def test_history_noise_changes_the_clips_after_the_first():
     base = CreatorModel.random(MICRO, 0)
-    noised_model = with_settings(base, history_noise=0.2)
-    plain, noised = (
-        MavidCreator(base).new_stream(seed=2),
-        MavidCreator(noised_model).new_stream(seed=2),
-    )
+    plain, noised = paired_streams(base, history_noise=0.2)
     first = plain.next_clip("hello there", ""), noised.next_clip("hello there", "")
     assert np.array_equal(first[0].frames, first[1].frames)  # no history yet
     second = plain.next_clip("how are you", ""), noised.next_clip("how are you", "")
     assert not np.array_equal(second[0].frames, second[1].frames)
     # deterministic from the stream's seed
-    again = MavidCreator(noised_model).new_stream(seed=2)
+    again = paired_streams(base, history_noise=0.2)[1]
     again.next_clip("hello there", "")
     assert np.array_equal(again.next_clip("how are you", "").frames, second[1].frames)
 
@@ -215,8 +205,7 @@ def test_the_history_anchor_pulls_all_but_the_mouth_to_the_reference():
 
 def test_the_history_anchor_changes_the_clips_after_the_first():
     base = CreatorModel.random(MICRO, 0)
-    anchored = with_settings(base, history_anchor=0.3)
-    plain, pulled = MavidCreator(base).new_stream(seed=2), MavidCreator(anchored).new_stream(seed=2)
+    plain, pulled = paired_streams(base, history_anchor=0.3)
     first = plain.next_clip("hello there", ""), pulled.next_clip("hello there", "")
     assert np.array_equal(first[0].frames, first[1].frames)  # no history yet
     second = plain.next_clip("how are you", ""), pulled.next_clip("how are you", "")
@@ -225,11 +214,7 @@ def test_the_history_anchor_changes_the_clips_after_the_first():
 
 def test_speech_from_the_first_codebooks_changes_only_the_audio():
     base = CreatorModel.random(MICRO, 0)
-    coarse_model = with_settings(base, speech_codebooks=1)
-    plain, coarse = (
-        MavidCreator(base).new_stream(seed=2),
-        MavidCreator(coarse_model).new_stream(seed=2),
-    )
+    plain, coarse = paired_streams(base, speech_codebooks=1)
     for text in ("hello there", "how are you"):
         a, b = plain.next_clip(text, ""), coarse.next_clip(text, "")
         assert np.array_equal(a.frames, b.frames)  # the codes and the face are the same

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import paired_streams, with_settings
 
 from mavid.codecs.delay_pattern import unwrap_clip
 from mavid.config import MICRO
@@ -12,12 +13,6 @@ from mavid.creator.stream import MavidCreator
 from mavid.creator.text import encode_text
 
 K = MICRO.creator.num_codebooks
-
-
-def with_settings(model: CreatorModel, **settings) -> CreatorModel:
-    other = CreatorModel(model.preset.replace_creator(**settings))
-    other.load_state_dict(model.state_dict())
-    return other
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +50,7 @@ def test_the_probabilities_are_those_each_frames_codes_were_drawn_from(model):
 
 
 def test_expected_speech_changes_only_the_audio(model):
-    drawn = MavidCreator(model).new_stream(seed=2)
-    expected = MavidCreator(with_settings(model, expected_speech=True)).new_stream(seed=2)
+    drawn, expected = paired_streams(model, expected_speech=True)
     for text in ("hello there", "how are you", "and goodbye"):  # seams read the last probabilities
         a, b = drawn.next_clip(text, ""), expected.next_clip(text, "")
         assert np.array_equal(a.frames, b.frames)  # the same codes, the same face
@@ -64,9 +58,8 @@ def test_expected_speech_changes_only_the_audio(model):
         assert np.isfinite(b.audio).all() and np.abs(b.audio).max() > 0
     assert expected.history.audio_probs.shape == (1, K, 4, MICRO.creator.codebook_size)
     # from the first codebook only: another spectrum again
-    coarse = MavidCreator(with_settings(model, expected_speech=True, speech_codebooks=1))
-    one = coarse.new_stream(seed=2).next_clip("hello there", "")
-    every = MavidCreator(with_settings(model, expected_speech=True)).new_stream(seed=2)
+    every, coarse = paired_streams(with_settings(model, expected_speech=True), speech_codebooks=1)
+    one = coarse.next_clip("hello there", "")
     assert not np.array_equal(one.audio, every.next_clip("hello there", "").audio)
 
 

@@ -113,9 +113,12 @@ class RVQAudioCodec(nn.Module):
 
     def _lookup(self, codes: torch.Tensor, levels: int | None = None) -> torch.Tensor:
         """codes (B, K, T) -> quantised latent (B, D, T), from the first `levels` codebooks."""
-        z = 0
-        for k in range(self.num_codebooks if levels is None else levels):
-            z = z + self.out_proj[k](self.codebooks[k][codes[:, k]])
+        n = self.num_codebooks if levels is None else levels
+        return self._latent([self.codebooks[k][codes[:, k]] for k in range(n)])
+
+    def _latent(self, entries: list[torch.Tensor]) -> torch.Tensor:
+        """The first n codebooks' (B, T, d) entries -> their latent (B, D, T)."""
+        z = sum(self.out_proj[k](e) for k, e in enumerate(entries))
         return z.transpose(1, 2)
 
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
@@ -146,10 +149,9 @@ class RVQAudioCodec(nn.Module):
         single = probs.dim() == 3
         probs = probs[None] if single else probs
         check_probs(probs, self.num_codebooks, self.codebook_size)
-        z = 0
-        for k in range(probs.shape[1]):
-            z = z + self.out_proj[k](probs[:, k].to(self.codebooks.dtype) @ self.codebooks[k])
-        wave = self.decoder(z.transpose(1, 2)).squeeze(1)
+        book = self.codebooks.dtype
+        entries = [probs[:, k].to(book) @ self.codebooks[k] for k in range(probs.shape[1])]
+        wave = self.decoder(self._latent(entries)).squeeze(1)
         return wave[0] if single else wave
 
     def reconstruction_loss(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -212,7 +212,7 @@ class MavidCreatorStream:
         prefix, fv_kv = model.video_history(prev, ref, prev_t)
         lap("video_history")
         stats: dict[str, int] = {}
-        levels = speech_levels(cfg, c.audio_codec) or cfg.num_codebooks
+        levels = speech_levels(cfg, c.audio_codec)  # (None: all)
         cols, sources, probs = model.audio.generate(
             text,
             hist.audio_cols if hist is not None else None,
@@ -225,12 +225,12 @@ class MavidCreatorStream:
             phones=phones,
             prev_phones=hist.phones if hist is not None else None,
             phone_guidance=cfg.phone_guidance,
-            expected_levels=levels if cfg.expected_speech else 0,
+            expected_levels=(levels or cfg.num_codebooks) if cfg.expected_speech else 0,
         )
         self.last_cache_bytes = stats.get("cache_bytes", 0)
         lap("ar_audio")
         codes = unwrap_clip(cols[0])  # (K, F)
-        audio = self._decode_audio(codes, hist, probs)
+        audio = self._decode_audio(codes, hist, levels, probs)
         lap("audio_decode")
 
         audio_ctx = model.audio_context(sources, t_lat)
@@ -269,11 +269,15 @@ class MavidCreatorStream:
         return audio, frames, history, timings
 
     def _decode_audio(
-        self, codes: torch.Tensor, hist: ClipHistory | None, probs: torch.Tensor | None = None
+        self,
+        codes: torch.Tensor,
+        hist: ClipHistory | None,
+        levels: int | None,
+        probs: torch.Tensor | None = None,
     ) -> np.ndarray:
-        """Decode clip codes (K, F), or with `probs` (1, n, F, V) their expected entries
-        (`CreatorConfig.expected_speech`), with the previous clip's last frames as context (no
-        click at seams)."""
+        """Decode clip codes (K, F) from their first `levels` codebooks (`speech_levels`; None:
+        all), or with `probs` (1, n, F, V) their expected entries (`CreatorConfig.
+        expected_speech`), with the previous clip's last frames as context (no click at seams)."""
         codec = self.creator.audio_codec
         if probs is not None:
             ctx = hist.audio_probs if hist is not None and hist.audio_probs is not None else None
@@ -282,7 +286,6 @@ class MavidCreatorStream:
             n_ctx = both.shape[2] - probs.shape[2]
         else:
             ctx = hist.audio_codes if hist is not None else codes[:, :0]
-            levels = speech_levels(self.creator.model.cfg, codec)
             both = torch.cat([ctx, codes], dim=1)
             wave = codec.decode(both) if levels is None else codec.decode(both, levels=levels)
             n_ctx = ctx.shape[1]

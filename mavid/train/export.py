@@ -226,7 +226,8 @@ def export_tiny(
         model.preset = model.preset.replace_creator(**{name: value})
     if model.audio_codec is None or model.video_vae is None:
         raise ValueError(f"{creator}: mavid-tiny ships its codecs inside the Creator checkpoint")
-    speech_levels(model.cfg, model.audio_codec)  # (more codebooks than the codec has: refused)
+    # (more codebooks than the codec has, or expected speech it cannot make: refused)
+    speech_levels(model.cfg, model.audio_codec)
     thinker = ThinkerConductor.from_pretrained(conductor)  # ConductorError names the directory
     if max_frames is not None:  # (checked here, before anything is written)
         inputs = dataclasses.replace(thinker.inputs_config, max_frames=max_frames)
