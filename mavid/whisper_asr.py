@@ -146,7 +146,12 @@ class WhisperRecognizer:
             cpu_threads=torch.get_num_threads(),
             local_files_only=True,
         )
-        tokenizer = Tokenizer(self._model.hf_tokenizer, False, task="transcribe", language="en")
+        # a multilingual Whisper is told the language and the task in its prompt (an English-only
+        # one, such as the bundled tiny.en, has neither token)
+        multilingual = self._model.model.is_multilingual
+        tokenizer = Tokenizer(
+            self._model.hf_tokenizer, multilingual, task="transcribe", language="en"
+        )
         self._tokenizer = tokenizer
         self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         self._suppress = get_suppressed_tokens(tokenizer, [-1])  # (faster-whisper's defaults)
