@@ -318,6 +318,31 @@ def test_common_words_are_classified_and_garbled_letters_are_not():
             KnowledgeConfig(ENTRIES, **{name: bad})
 
 
+def test_accents_do_not_count():
+    # the base spells "café", the ear, the word search and Whisper write "cafe": round 18
+    # found the ear's "do you have a cafe shop" read as the museum shop, "cafe" being a word
+    # the base never had
+    knowledge = Knowledge(
+        KnowledgeConfig(
+            (
+                KnowledgeEntry(("Is there a café?", "Where can I get a coffee?"), ("Yes.",)),
+                KnowledgeEntry(("Where is the museum shop?", "Is there a gift shop?"), ("Yes.",)),
+                *ENTRIES[2:],
+            )
+        )
+    )
+    assert knowledge.nearest("is there a cafe") == ("Is there a café?", pytest.approx(1.0))
+    assert knowledge.nearest("IS THERE A CAFÉ") == knowledge.nearest("is there a cafe")
+    assert knowledge.nearest("do you have a cafe shop")[0] == "Is there a café?"
+    assert knowledge.nearest("naïve question about the gift shop")[0] == "Is there a gift shop?"
+    # the Thinker knows "café" only as the base writes it: a turn that drops the accent is
+    # handed the known question, one that keeps it keeps its own words, as other turns do
+    assert knowledge.lookup("cafe?") == "Is there a café?"
+    assert knowledge.lookup("is there a cafe") == "Is there a café?"
+    assert knowledge.lookup("is there a café") is None
+    assert knowledge.lookup("is there a gift shop") is None
+
+
 def test_a_three_letter_typo_is_respelt_but_not_two():
     knowledge = Knowledge(KnowledgeConfig(ENTRIES))
     assert knowledge._respelt("wen") == "when"  # a dropped letter

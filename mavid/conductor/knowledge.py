@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -175,9 +176,19 @@ class KnowledgeConfig:
         return load_config(directory, KNOWLEDGE_CONFIG_NAME, build)
 
 
-def _words(text: str) -> list[str]:
+def _as_typed(text: str) -> list[str]:
     """Lower-case words without apostrophes ("Can't" and the typed "cant" are one word)."""
     return [w.replace("'", "") for w in WORD.findall(text.lower())]
+
+
+def _unaccented(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _words(text: str) -> list[str]:
+    """`_as_typed`'s words without accents too ("café" and "cafe" are one word: the ear and the
+    recognizers write no accents, and people seldom type them)."""
+    return _as_typed(_unaccented(text))
 
 
 def _query_words(text: str) -> list[str]:
@@ -240,6 +251,10 @@ class Knowledge:
             if text.strip()
         ]
         df = Counter(w for _, text, _ in self._rows for w in set(_words(text)))
+        # words the base writes only with their accents, which the Thinker therefore knows only
+        # so: a turn that has one unaccented is handed the known question it matches
+        as_written = {w for _, text, _ in self._rows for w in _as_typed(text)}
+        self._accent_dropped = {_unaccented(w) for w in as_written} - as_written
         n = len(self._rows)
         self._idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
         # a word no text has weighs as the rarest the base has (not more: "hello from the
@@ -342,9 +357,13 @@ class Knowledge:
 
     def lookup(self, text: str) -> str | None:
         """The known question (as written) that `text` is read as; None where it keeps its own
-        words: (nearly) a known question, or no word."""
+        words: (nearly) a known question, none of them a word the base writes only with an
+        accent ("cafe"), or no word."""
         found = self.nearest(text) if text.strip() else None
-        if found is None or found[1] >= self.config.keep_words_above:
+        if found is None:
+            return None
+        typed = _as_typed(text[:MAX_QUERY_CHARS])
+        if found[1] >= self.config.keep_words_above and self._accent_dropped.isdisjoint(typed):
             return None
         log.debug("%r read as the known question %r (best match %.2f)", text, *found)
         return found[0]
