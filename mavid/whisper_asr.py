@@ -6,7 +6,7 @@ down by a recognizer trained on people. PocketSphinx in a language model of the 
 people's words as the domain's (10 recordings of people, Debian's pocketsphinx-testdata: WER
 0.571 and 0.887); Whisper tiny.en (39 M parameters, int8 on the CPU, ~0.12-0.25 s a turn on
 two cores) writes them down nearly word for word (0.095 and 0.028), and the held-out espeak
-voices the ear is unsure of about as badly (README, "What was tried", round 11).
+voices the ear is unsure of about as badly (docs/what-was-tried.md, round 11).
 
 Weights are read from a local directory only (a CTranslate2 conversion: model.bin, config.json,
 tokenizer.json, vocabulary.txt), never downloaded: by default the copy of Systran's
@@ -41,7 +41,7 @@ __all__ = [
 WHISPER_SAMPLE_RATE = 16_000
 WINDOW_S = 30.0  # Whisper's window: faster-whisper pads every turn to it
 # A turn is heard in a window of its own length plus this much silence, not in 30 s: half the
-# encoder's work, and better words (README, "What was tried", round 11: pads of 3 / 5 / 7 / 10
+# encoder's work, and better words (docs/what-was-tried.md, round 11: pads of 3 / 5 / 7 / 10
 # / 15 / 20 s and the full window, val spoken turns WER 0.673 / 0.456 / 0.368 / 0.348 / 0.360
 # / 0.377 / 0.471; people's recordings 0.217 / 0.120 / 0.120 / 0.043 / 0.054 / 0.054 / 0.054)
 PAD_S = 10.0
@@ -54,7 +54,7 @@ NO_SPEECH = 0.6
 # ... unless silero-vad, a detector made for this one question, finds this much speech in the
 # turn: a voice Whisper finds unlike speech is still a voice (two held-out espeak turns at
 # no-speech 0.62 and 0.68 hold 0.8-1.4 s of speech to silero; silence, noise, clicks, tones,
-# hums, a breath and a cough-like burst none; README, "What was tried", round 16)
+# hums, a breath and a cough-like burst none; docs/what-was-tried.md, round 16)
 VOICED_S = 0.5
 # the files faster-whisper reads from a CTranslate2 Whisper directory (vocabulary.* is read
 # where tokenizer.json is absent; both ship in the bundled copy)

@@ -267,7 +267,7 @@ def _multilingual_whisper(directory):
 
 def test_a_multilingual_whisper_is_told_the_language_and_task(tmp_path, whisper, spoken):
     # a multilingual Whisper prompted as an English-only one (no language, no task) wrote
-    # the spoken test turns down with WER 1.51 (Whisper base; README, "What was tried",
+    # the spoken test turns down with WER 1.51 (Whisper base; docs/what-was-tried.md,
     # round 18)
     directory, vocab = _multilingual_whisper(tmp_path)
     recognizer = WhisperRecognizer(directory, voiced_s=None)

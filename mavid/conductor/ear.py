@@ -152,7 +152,7 @@ class Ear(nn.Module):
         """The letters of `listen`'s log-probabilities ('' for none) and how sure the ear is of
         them: the mean probability of the letters it wrote, frame by frame (0 when it wrote
         none). espeak voices it never heard score a median of ~0.8; recordings of people
-        0.6-0.8 (README, "What was tried")."""
+        0.6-0.8 (docs/what-was-tried.md)."""
         if logp is None:
             return "", 0.0
         best, ids = logp.max(-1)
@@ -166,7 +166,7 @@ class Ear(nn.Module):
         """How badly each text (`encode_text` ids) fits `listen`'s log-probabilities: its CTC
         loss per letter (inf where it has more letters than the audio has frames). Known
         questions spoken by voices the ear never heard: 0.2-1.5; any other question fitted to
-        those turns, or to recordings of people, above 1.55 (README, "What was tried")."""
+        those turns, or to recordings of people, above 1.55 (docs/what-was-tried.md)."""
         frames = logp.shape[0]
         lengths = torch.tensor([len(t) for t in texts])
         loss = nn.functional.ctc_loss(

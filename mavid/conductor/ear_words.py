@@ -7,7 +7,7 @@ KenLM, the decoder torchaudio's `ctc_decoder` wraps), writes words instead: on t
 turns (held-out voices and questions) the ear's word error rate falls 0.64 -> 0.14, and the
 Conductor answers 79.5 % of them (its greedy letters: 53.0 %). The bigram's weight (1.5), the
 word score (-1) and the beam (128) were chosen on the val split's spoken turns, each with its
-own question left out of the bigram (README, "What was tried", round 10).
+own question left out of the bigram (docs/what-was-tried.md, round 10).
 """
 
 from __future__ import annotations

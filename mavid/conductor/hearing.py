@@ -84,18 +84,18 @@ class HearingConfig:
     keep_audio: bool = False
     # the ear saved beside the Thinker (`ear/`) hears first; its letters are the transcript
     # where its confidence (`Ear.hear`) reaches `ear_confidence` (people's voices stay below:
-    # README, "What was tried"), else the `recognizer` writes the turn down
+    # docs/what-was-tried.md), else the `recognizer` writes the turn down
     ear: bool = False
     ear_confidence: float = 0.8
     # a second ear, trained apart (saved in `ear-check/`), must be as sure: the ear's letters
     # count where the lower of the two sureness figures reaches `ear_confidence`. Each ear is
     # sure of a different person now and then (round 8's of a digit string at 0.803, round
-    # 12's of a playing-card recording at 0.870); both of the same one, none of 14 (README,
-    # "What was tried", round 12)
+    # 12's of a playing-card recording at 0.870); both of the same one, none of 14
+    # (docs/what-was-tried.md, round 12)
     ear_check: bool = False
     # texts the ear checks first (the knowledge base's questions): one that fits the turn's
     # audio (`Ear.misfit`, CTC loss per letter, at most `known_misfit`) is the transcript, in
-    # plain words, however sure the ear is of its own letters (README, "What was tried")
+    # plain words, however sure the ear is of its own letters (docs/what-was-tried.md)
     known: tuple[str, ...] = ()
     known_misfit: float = 1.2
     # the fit is tried on this many known questions, those spelt most like the ear's letters
@@ -121,7 +121,7 @@ class HearingConfig:
     # best go with its words (`Heard.alternatives`): the knowledge base may read one of them
     # instead, one nearly a question it knows (`KnowledgeConfig.alternative_above`), where
     # Whisper misheard a word the domain has ("Can I walk in your mind?" for "Can I park
-    # nearby?": README, "What was tried", round 13). 0: its best words alone
+    # nearby?": docs/what-was-tried.md, round 13). 0: its best words alone
     whisper_alternatives: float = 0.0
     # a second opinion on the ear's words: where they fit its own hearing of the turn worse
     # than this (`Ear.misfit`, CTC loss per letter), the recognizer writes the turn down too,
@@ -129,7 +129,7 @@ class HearingConfig:
     # only the knowledge base's words and word pairs, and bends a question it never met into
     # them ("tell me the museums" for "Tell me the museum rules."); the recognizer's words
     # are judged by the same ear, so a person's voice (never sure enough to get here) is not
-    # affected. 0: off (README, "What was tried", round 14)
+    # affected. 0: off (docs/what-was-tried.md, round 14)
     ear_second_opinion: float = 0.0
 
     def __post_init__(self) -> None:

@@ -93,14 +93,14 @@ class KnowledgeConfig:
     spelling_weight: float = 0.0
     # an entry's spelling likeness: the mean of its best this many texts' (its word vectors'
     # cosine: the mean of all its texts'). With dozens of ways of asking an entry, the mean of
-    # every text's spelling drowns the one spelt like the turn (README, round 9)
+    # every text's spelling drowns the one spelt like the turn (docs/what-was-tried.md, round 9)
     spelling_best: int = 3
     # a text whose words are all among the `classifier_words` commonest English words (of
     # three letters or more, "a" and "i") or the base's: its entry is the one a logistic
     # regression over the base's sentence vectors (every text labelled with its entry, inverse
     # regularisation `classifier_c`) finds likeliest; other texts (the ear's letters: "i fel
     # di se"), and every text at 0, by the mean cosine, the classifier being too sure of
-    # garbled vectors (README, round 9)
+    # garbled vectors (docs/what-was-tried.md, round 9)
     classifier_c: float = 10.0
     classifier_words: int = 6000
     # the classifier also reads the text's letters and words as TF-IDF of character 2-4-grams
@@ -108,7 +108,7 @@ class KnowledgeConfig:
     # (0: the vector alone). The domain's ways of asking in 10 folds, each left out, of it the
     # texts no other is spelt like (rapidfuzz ratio >= 75) or means nearly (cosine >= 0.9), as
     # the test's questions were kept apart: 85.0 % -> 93.2 % found at weight 2 (typed 84.2 %
-    # -> 92.2 %; weight 1: 92.4 %) (README, "What was tried", round 13)
+    # -> 92.2 %; weight 1: 92.4 %) (docs/what-was-tried.md, round 13)
     classifier_ngrams: float = 0.0
     # the classifier reads every text, its words known or not: reading n-grams, it finds typed
     # texts with dropped letters better than the mean cosine does (the same 10 folds, typed:
@@ -126,7 +126,7 @@ class KnowledgeConfig:
     # best words where it matches a known question better and at least this well: chosen as
     # the lowest at which none of 14 recordings of people (playing cards, LibriVox, digits)
     # has its words changed ("ten of clubs" -> "ten of close" at 0.60); Whisper alone on the
-    # val split's spoken turns is then right 36 -> 40 times of 61 (README, round 13)
+    # val split's spoken turns is then right 36 -> 40 times of 61 (docs/what-was-tried.md, round 13)
     alternative_above: float = 0.65
 
     def __post_init__(self) -> None:
