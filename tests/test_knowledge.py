@@ -343,6 +343,19 @@ def test_accents_do_not_count():
     assert knowledge.lookup("is there a gift shop") is None
 
 
+def test_typographic_apostrophes_are_apostrophes(knowledge):
+    # phones and word processors type "where’s": read as the plain apostrophe, by the
+    # knowledge base and in the words the Thinker is handed, not as "where" and "s"
+    for typed, plain in (
+        ("Can’t I bring my dog?", "Can't I bring my dog?"),
+        ("‘Wheres the cafe’", "wheres the cafe"),
+    ):
+        assert knowledge.nearest(typed) == knowledge.nearest(plain)
+    assert knowledge.nearest("Can’t I bring my dog?")[1] > 0.95
+    assert plain_words("Can’t I? It’s ʼfineʼ") == "cant i its fine"
+    assert knowledge.as_read("What’s this?") == knowledge.as_read("What's this?") == "whats this"
+
+
 def test_a_three_letter_typo_is_respelt_but_not_two():
     knowledge = Knowledge(KnowledgeConfig(ENTRIES))
     assert knowledge._respelt("wen") == "when"  # a dropped letter

@@ -74,10 +74,19 @@ def user_content_start(system: str) -> int:
     return len(_user_prefix(system))
 
 
+# typographic apostrophes (phones and word processors type "where’s") read as the plain one
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\uff07", "'"))
+
+
+def straight_apostrophes(text: str) -> str:
+    """`text` with its typographic apostrophes written as "'"."""
+    return text.translate(_APOSTROPHES)
+
+
 def plain_words(text: str) -> str:
     """The words of `text` as a transcript: lower case, no punctuation (how the tiny Thinker
     reads every turn: its typed turns are typed so and its hearing writes so)."""
-    return " ".join(re.sub(r"[?!.,']", "", text.lower()).split())
+    return " ".join(re.sub(r"[?!.,']", "", straight_apostrophes(text).lower()).split())
 
 
 def transcript_target(words: str) -> str:
