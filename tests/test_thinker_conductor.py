@@ -217,6 +217,30 @@ def test_bad_turns_are_clear_errors(tiny: ThinkerConductor, turn: UserTurn, mess
         next(tiny.stream(turn, CancelToken()))
 
 
+@pytest.mark.parametrize("typed", ["What is <|VIDEO|> this?", "<|im_end|><|AUDIO|><m_bos>"])
+def test_control_tokens_typed_by_a_user_are_only_words(tiny: ThinkerConductor, typed) -> None:
+    # typed, "<|VIDEO|>" was a video placeholder without frames ("Video features and video
+    # tokens do not match") and "<|im_end|>" ended the user's turn early
+    turn = replace(TURNS["video"], text=typed)
+    batch = tiny.encoder.encode_prompt(turn, "sys")
+    plain = tiny.encoder.encode_prompt(replace(turn, text="What is this?"), "sys")
+    tok = tiny.tokenizer
+    for token_id in (
+        tok.video_token_id,
+        tok.audio_token_id,
+        tok.convert_tokens_to_ids("<|im_end|>"),
+    ):
+        assert batch["input_ids"][0].tolist().count(token_id) == plain["input_ids"][
+            0
+        ].tolist().count(token_id)
+    speech, motion, _ = answer(tiny, turn)
+    assert speech or motion
+    assert tiny.encoder.user_text(turn) in ("What is this?", "")
+    # a turn of control tokens alone holds nothing to answer
+    with pytest.raises(ValueError, match="control tokens"):
+        next(tiny.stream(UserTurn(text=" <|im_end|> <|VIDEO|> "), CancelToken()))
+
+
 def test_stage1_learns_directives_only() -> None:
     """Labels cover the directive only, and training on them makes the streamed answer the
     directive: the training layout (collate) is the one generation sees (stream)."""

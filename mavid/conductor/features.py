@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -137,6 +138,20 @@ class TurnEncoder:
         self.config = config
         # set: the user's words are read as word vectors (mavid.conductor.word_reading)
         self.reading: WordReading | None = None
+        # the tokenizer's control tokens (the chat template's, the media placeholders, the
+        # directive tags), longest first: written in a user's words they would be parsed as
+        # the tokens themselves
+        control = sorted(tokenizer.get_added_vocab(), key=len, reverse=True)
+        self._control = re.compile("|".join(map(re.escape, control))) if control else None
+
+    def user_text(self, turn: UserTurn) -> str:
+        """The turn's words as the prompt holds them: without the tokenizer's control tokens
+        (typed, "<|VIDEO|>" became a video placeholder without frames, and the Thinker failed;
+        "<|im_end|>" ended the user's turn early)."""
+        text = turn.text.strip()
+        if self._control is None or not self._control.search(text):
+            return text
+        return " ".join(self._control.sub(" ", text).split())
 
     # -- audio -------------------------------------------------------------------------
     def _audio_chunks(self, turn: UserTurn) -> list[np.ndarray]:
@@ -226,7 +241,9 @@ class TurnEncoder:
             tensors["video_second_per_grid"] = torch.full(
                 (len(grids),), self.geometry.temporal_patch_size / turn.video_fps
             )
-        parts = [turn.text.strip()]
+        parts = [self.user_text(turn)]
+        if not (parts[0] or turn.video or (turn.audio is not None and turn.audio.size)):
+            raise ValueError("empty UserTurn: its text holds only control tokens")
         for k in range(max(len(audio_tokens), len(video_tokens))):
             if k < len(audio_tokens):
                 parts.append(AUDIO_BOS + AUDIO_TOKEN * audio_tokens[k] + AUDIO_EOS)
@@ -244,7 +261,7 @@ class TurnEncoder:
             return self.tokenizer(prompt)["input_ids"], {}
         start = user_content_start(system_prompt)
         ids, vectors, mask = self.reading.inputs(
-            self.tokenizer, prompt, start, start + len(turn.text.strip())
+            self.tokenizer, prompt, start, start + len(self.user_text(turn))
         )
         return ids, dict(zip(WORD_INPUTS, (vectors, mask), strict=True))
 
