@@ -343,16 +343,21 @@ def test_accents_do_not_count():
     assert knowledge.lookup("is there a gift shop") is None
 
 
-def test_typographic_apostrophes_are_apostrophes(knowledge):
-    # phones and word processors type "where’s": read as the plain apostrophe, by the
-    # knowledge base and in the words the Thinker is handed, not as "where" and "s"
+def test_typed_characters_are_read_as_the_plain_ones(knowledge):
+    # phones and word processors type "where’s", input methods full-width letters: read as
+    # the plain characters, by the knowledge base and in the words the Thinker is handed
+    # (full-width, a known question kept its words and the Thinker, which never saw such
+    # letters, answered another)
     for typed, plain in (
         ("Can’t I bring my dog?", "Can't I bring my dog?"),
         ("‘Wheres the cafe’", "wheres the cafe"),
+        ("ＣＡＮ Ｉ ＢＲＩＮＧ ＭＹ ＤＯＧ？", "can i bring my dog"),
     ):
         assert knowledge.nearest(typed) == knowledge.nearest(plain)
+        assert knowledge.as_read(typed) == knowledge.as_read(plain)
     assert knowledge.nearest("Can’t I bring my dog?")[1] > 0.95
     assert plain_words("Can’t I? It’s ʼfineʼ") == "cant i its fine"
+    assert plain_words("ｗｈｅｒｅ＇ｓ the ﬁrst café") == "wheres the first café"
     assert knowledge.as_read("What’s this?") == knowledge.as_read("What's this?") == "whats this"
 
 

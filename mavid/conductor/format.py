@@ -7,6 +7,7 @@ be empty for plain QA. The same layout is used by the local Thinker and asked of
 from __future__ import annotations
 
 import re
+import unicodedata
 
 M_BOS = "<m_bos>"
 M_EOS = "<m_eos>"
@@ -75,18 +76,20 @@ def user_content_start(system: str) -> int:
 
 
 # typographic apostrophes (phones and word processors type "where’s") read as the plain one
-_APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\uff07", "'"))
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc", "'"))
 
 
-def straight_apostrophes(text: str) -> str:
-    """`text` with its typographic apostrophes written as "'"."""
-    return text.translate(_APOSTROPHES)
+def standard_characters(text: str) -> str:
+    """`text` as the plain characters it stands for: compatibility forms (the full-width
+    letters an input method types, ligatures) as their letters (NFKC), typographic
+    apostrophes as "'"."""
+    return unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
 
 
 def plain_words(text: str) -> str:
     """The words of `text` as a transcript: lower case, no punctuation (how the tiny Thinker
     reads every turn: its typed turns are typed so and its hearing writes so)."""
-    return " ".join(re.sub(r"[?!.,']", "", straight_apostrophes(text).lower()).split())
+    return " ".join(re.sub(r"[?!.,']", "", standard_characters(text).lower()).split())
 
 
 def transcript_target(words: str) -> str:

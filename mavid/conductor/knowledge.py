@@ -44,7 +44,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from mavid.asr import cmu_words
-from mavid.conductor.format import plain_words, straight_apostrophes
+from mavid.conductor.format import plain_words, standard_characters
 from mavid.conductor.saved_config import check_int, load_config, texts
 from mavid.conductor.word_reading import WORD, common_words, word_table
 from mavid.interfaces import UserTurn
@@ -178,8 +178,8 @@ class KnowledgeConfig:
 
 def _as_typed(text: str) -> list[str]:
     """Lower-case words without apostrophes ("Can't", "Can’t" and the typed "cant" are one
-    word)."""
-    return [w.replace("'", "") for w in WORD.findall(straight_apostrophes(text).lower())]
+    word), in plain characters (`standard_characters`)."""
+    return [w.replace("'", "") for w in WORD.findall(standard_characters(text).lower())]
 
 
 def _unaccented(text: str) -> str:
