@@ -114,9 +114,14 @@ def check_turn(turn: UserTurn) -> None:
             raise ValueError(f"UserTurn.video[{i}] must be an (H, W, 3) uint8 array")
     if turn.video and turn.video_fps <= 0:
         raise ValueError(f"bad video_fps {turn.video_fps}")
-    has_audio = turn.audio is not None and turn.audio.size > 0
-    if not (turn.text.strip() or has_audio or turn.video):
+    if _holds_nothing(turn, turn.text):
         raise ValueError("empty UserTurn: no text, audio or video")
+
+
+def _holds_nothing(turn: UserTurn, text: str) -> bool:
+    """Whether `turn`, its words read as `text`, has no words, no audio and no video."""
+    has_audio = turn.audio is not None and turn.audio.size > 0
+    return not (text.strip() or has_audio or turn.video)
 
 
 class TurnEncoder:
@@ -242,7 +247,7 @@ class TurnEncoder:
                 (len(grids),), self.geometry.temporal_patch_size / turn.video_fps
             )
         parts = [self.user_text(turn)]
-        if not (parts[0] or turn.video or (turn.audio is not None and turn.audio.size)):
+        if _holds_nothing(turn, parts[0]):
             raise ValueError("empty UserTurn: its text holds only control tokens")
         for k in range(max(len(audio_tokens), len(video_tokens))):
             if k < len(audio_tokens):
