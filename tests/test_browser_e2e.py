@@ -109,6 +109,24 @@ async def test_browser_talks_to_the_avatar(avatar_model, tmp_path) -> None:
                     "welcome'); })()",
                     timeout=20_000,
                 )
+                # a question from elsewhere: told what the avatar can help with, and its motion
+                # shown once, apart from the words, however many deltas it came in
+                await page.fill("#text", "Who invented the telephone?")
+                await page.click("#send")
+                await page.wait_for_function(
+                    "(() => { const ev = window.mavid.events; const typed = ev.findIndex(e => "
+                    "e.type === 'transcript' && e.text === 'Who invented the telephone?'); "
+                    "return typed >= 0 && ev.slice(typed).filter(e => e.type === 'directive')"
+                    ".map(e => e.speech).join('').startsWith(\"I'm the museum's guide\"); })()",
+                    timeout=20_000,
+                )
+                await page.wait_for_function(
+                    "document.querySelector('#directives .avatar:last-child .motion')"
+                    "?.textContent === 'tilt'",
+                    timeout=20_000,
+                )
+                last = page.locator("#directives .avatar").last
+                assert await last.locator(".motion").count() == 1
                 await page.click("#hangup")
                 assert (await page.evaluate("window.mavid.states")).pop() == "ended"
             finally:

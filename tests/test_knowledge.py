@@ -399,3 +399,92 @@ def test_the_spoken_dev_set_is_kept_apart_from_the_base_it_is_heard_with():
         assert all(fuzz.ratio(text.lower(), q.lower()) < 75 for q in own), text
     # the questions the Thinker knows all stay
     assert [e.questions for e in config.entries] == [e.questions for e in base.config.entries]
+
+
+# what people say that no entry of ENTRIES answers (written for this test)
+ELSEWHERE = (
+    "Who won the football match last night?",
+    "Can you tell me a joke?",
+    "What is the capital of France?",
+    "How do I fix my computer?",
+    "Who wrote the play about the prince of Denmark?",
+    "I like watching films about space.",
+    "What is the speed of light?",
+    "Do you play any sports?",
+)
+ELSEWHERE_REPLY = "I can only help with your visit."
+
+
+def test_what_no_entry_answers_is_from_elsewhere_and_answered_so(tmp_path):
+    config = KnowledgeConfig(
+        ENTRIES, elsewhere=ELSEWHERE, elsewhere_weight=1.0, elsewhere_reply=ELSEWHERE_REPLY
+    )
+    knowledge = Knowledge(config)
+    for text in (
+        "Who won the tennis last night?",
+        "tell me a funny joke",
+        "how do I fix my laptop",
+    ):
+        assert knowledge.from_elsewhere(text), text
+    for entry in ENTRIES:
+        for question in entry.questions:
+            assert not knowledge.from_elsewhere(question), question
+    assert not knowledge.from_elsewhere("is my puppy welcome")
+    assert not knowledge.from_elsewhere("") and not knowledge.from_elsewhere("?!")
+    # the entries are still found as before (the class from elsewhere is never one of them)
+    assert knowledge.nearest("I injured my hand")[0] in ENTRIES[0].questions
+    assert knowledge.nearest("Who won the tennis last night?")[0] in config.asked()
+    # a base without such texts, or one asked for certainty it never reaches, finds none
+    assert not Knowledge(KnowledgeConfig(ENTRIES)).from_elsewhere("tell me a funny joke")
+    sure = Knowledge(replace_config(config, elsewhere_above=1.0))
+    assert not sure.from_elsewhere("tell me a funny joke")
+    config.save(tmp_path)
+    assert KnowledgeConfig.load(tmp_path) == config
+
+    conductor = ThinkerConductor.tiny(
+        seed=0, config=ConductorConfig(do_sample=False, max_new_tokens=4)
+    )
+    conductor.knowledge = knowledge
+    prompts = []  # a turn from elsewhere never reaches the Thinker
+    encode = conductor.encoder.encode_prompt
+    conductor.encoder.encode_prompt = lambda t, *a, **k: (
+        prompts.append(t.text) or encode(t, *a, **k)
+    )
+    assert run_conductor(conductor, UserTurn(text="tell me a funny joke")) == (
+        f"{ELSEWHERE_REPLY} <m_bos> tilt <m_eos>"
+    )
+    assert prompts == []
+    run_conductor(conductor, UserTurn(text="is my puppy welcome"))
+    assert prompts == ["can i bring my dog"]
+
+
+def replace_config(config: KnowledgeConfig, **changes) -> KnowledgeConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+def test_texts_from_elsewhere_are_checked():
+    with pytest.raises(ValueError, match="elsewhere_reply"):
+        KnowledgeConfig(ENTRIES, elsewhere=ELSEWHERE)
+    with pytest.raises(ValueError, match="classifier"):
+        KnowledgeConfig(ENTRIES, elsewhere=ELSEWHERE, elsewhere_reply="x", classifier_c=0.0)
+    with pytest.raises(ValueError, match="elsewhere must be texts"):
+        KnowledgeConfig(ENTRIES, elsewhere=["a list"], elsewhere_reply="x")
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="elsewhere_weight"):
+            KnowledgeConfig(ENTRIES, elsewhere_weight=bad)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="elsewhere_above"):
+            KnowledgeConfig(ENTRIES, elsewhere_above=bad)
+
+
+def test_the_domains_texts_from_elsewhere_are_no_greetings_and_find_no_entry():
+    config = domain_knowledge()
+    assert len(config.elsewhere) > 1_000 and config.elsewhere_reply.strip()
+    assert "Hello" not in config.elsewhere and "Hi, How is it going?" not in config.elsewhere
+    assert all(3 <= len(text.split()) <= 25 for text in config.elsewhere)
+    knowledge = Knowledge.shared(config)
+    # every question the Thinker was taught is the museum's
+    taught = [q for entry in config.entries for q in entry.questions]
+    assert not [q for q in taught if knowledge.from_elsewhere(q)]

@@ -128,6 +128,18 @@ class KnowledgeConfig:
     # has its words changed ("ten of clubs" -> "ten of close" at 0.60); Whisper alone on the
     # val split's spoken turns is then right 36 -> 40 times of 61 (docs/what-was-tried.md, round 13)
     alternative_above: float = 0.65
+    # what people say that no entry answers (trivia, chit-chat, requests: "Who wrote Romeo and
+    # Juliet?"), the classifier's one more class, each text weighing `elsewhere_weight` of one
+    # of the base's; a turn the classifier finds at least `elsewhere_above` likely to be one is
+    # from elsewhere, and answered with `elsewhere_reply` (and `elsewhere_motion`) instead of
+    # the nearest entry's answer. The domain's: the chatterbot-corpus lines, weight 0.3, 0.8:
+    # 4 of 864 ways of asking left out of the base taken for elsewhere, 43 % of 60 questions
+    # from elsewhere caught (docs/what-was-tried.md, round 19)
+    elsewhere: tuple[str, ...] = ()
+    elsewhere_weight: float = 0.3
+    elsewhere_above: float = 0.8
+    elsewhere_reply: str = ""
+    elsewhere_motion: str = "tilt"
 
     def __post_init__(self) -> None:
         if not self.entries:
@@ -152,6 +164,23 @@ class KnowledgeConfig:
             raise ValueError(f"classify_all must be true or false, got {self.classify_all!r}")
         if not -1.0 <= self.alternative_above <= 2.0:
             raise ValueError(f"alternative_above must be in [-1, 2], got {self.alternative_above}")
+        if not isinstance(self.elsewhere, tuple) or not all(
+            isinstance(t, str) for t in self.elsewhere
+        ):
+            raise ValueError(f"elsewhere must be texts, got {self.elsewhere!r}")
+        if self.elsewhere and self.classifier_c <= 0:
+            raise ValueError("texts from elsewhere need the classifier (classifier_c > 0)")
+        if not 0.0 < self.elsewhere_weight < math.inf:
+            raise ValueError(
+                f"elsewhere_weight must be > 0 and finite, got {self.elsewhere_weight}"
+            )
+        if not 0.0 <= self.elsewhere_above <= 1.0:
+            raise ValueError(f"elsewhere_above must be in [0, 1], got {self.elsewhere_above}")
+        for name in ("elsewhere_reply", "elsewhere_motion"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if self.elsewhere and not self.elsewhere_reply.strip():
+            raise ValueError("texts from elsewhere need an elsewhere_reply to answer them with")
 
     def asked(self) -> tuple[str, ...]:
         """Every way of asking the base holds (its entries' questions and `also`), once each:
@@ -171,7 +200,8 @@ class KnowledgeConfig:
                 )
                 for e in data["entries"]
             )
-            return cls(**(data | {"entries": entries}))
+            elsewhere = texts(data.get("elsewhere", []))
+            return cls(**(data | {"entries": entries, "elsewhere": elsewhere}))
 
         return load_config(directory, KNOWLEDGE_CONFIG_NAME, build)
 
@@ -278,8 +308,17 @@ class Knowledge:
 
             if config.classifier_ngrams > 0 and any(self._spelt):  # (a base of no words: none)
                 self._ngrams = _ngram_features(self._spelt)
+            features = self._features(self._matrix, self._spelt)
+            labels, weights = entry, np.ones(len(entry))
+            if config.elsewhere:  # one more class: what no entry answers
+                spelt = [" ".join(_query_words(text)) for text in config.elsewhere]
+                vectors = np.stack([self.vector(text) for text in config.elsewhere])
+                features = _stacked(features, self._features(vectors, spelt))
+                n = len(config.elsewhere)
+                labels = np.r_[entry, np.full(n, len(config.entries))]
+                weights = np.r_[weights, np.full(n, config.elsewhere_weight)]
             self._classifier = LogisticRegression(C=config.classifier_c, max_iter=5_000)
-            self._classifier.fit(self._features(self._matrix, self._spelt), entry)
+            self._classifier.fit(features, labels, sample_weight=weights)
         # (the commonest tokens include pieces such as "se" and "di", which the ear writes)
         common = (w for w in common_words(config.classifier_words) if len(w) > 2 or w in ("a", "i"))
         self._words = frozenset(common) | self._idf.keys()
@@ -334,8 +373,7 @@ class Knowledge:
         if self._classifier is not None and (
             self.config.classify_all or all(word in self._words for word in words)
         ):
-            features = self._features(query[None], [" ".join(words)])
-            likely = self._classifier.predict_proba(features)[0]
+            likely = self._likely(words, query)
         best, best_score = -1, -math.inf
         question: dict[int, tuple[float, str]] = {}
         for k, rows in enumerate(self._entry_rows):
@@ -355,6 +393,30 @@ class Knowledge:
             i = asked[int(np.argmax(sims[asked]))]
             question[k] = (float(sims[i]), self._rows[i][1])
         return question[best][1], max(q for q, _ in question.values())
+
+    def _likely(self, words: list[str], query: np.ndarray) -> np.ndarray:
+        """The classifier's probability of each entry (then of elsewhere, where the base has
+        texts from elsewhere) for a text of `words` whose vector is `query`."""
+        features = self._features(query[None], [" ".join(words)])
+        return self._classifier.predict_proba(features)[0]
+
+    def elsewhere_chance(self, text: str) -> float:
+        """How likely the classifier finds `text` to be what people say that no entry answers
+        (`KnowledgeConfig.elsewhere`): 0 where the base has no such texts, or `text` no word."""
+        if not self.config.elsewhere or not text.strip():
+            return 0.0
+        words = _query_words(text)
+        query = self._vector(words)
+        return float(self._likely(words, query)[-1]) if query.any() else 0.0
+
+    def from_elsewhere(self, text: str) -> bool:
+        """Whether `text` is what people say that no entry answers: its `elsewhere_chance` is
+        at least `elsewhere_above` (never where the base has no such texts)."""
+        chance = self.elsewhere_chance(text)
+        if self.config.elsewhere and chance >= self.config.elsewhere_above:
+            log.debug("%r is from elsewhere (%.2f)", text, chance)
+            return True
+        return False
 
     def lookup(self, text: str) -> str | None:
         """The known question (as written) that `text` is read as; None where it keeps its own
@@ -400,6 +462,15 @@ class Knowledge:
         """The turn as the Thinker reads it: its own words when they are (nearly) a known
         question or have no word, else the known question nearest to them."""
         return self.understand(turn)[0]
+
+
+def _stacked(a, b):
+    """Rows of `a` then of `b`: both dense arrays, or both sparse matrices."""
+    if isinstance(a, np.ndarray):
+        return np.vstack([a, b])
+    from scipy.sparse import vstack
+
+    return vstack([a, b]).tocsr()
 
 
 @lru_cache(maxsize=4)

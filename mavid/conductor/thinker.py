@@ -414,6 +414,12 @@ class ThinkerConductor:
                 speech=self.config.unheard_reply, motion=self.config.unheard_motion
             )
             return
+        if self.knowledge is not None and self.knowledge.from_elsewhere(read.text):
+            cancel.raise_if_cancelled()
+            log.info("a turn no entry of the knowledge base answers: saying what it can")
+            config = self.knowledge.config
+            yield DirectiveDelta(speech=config.elsewhere_reply, motion=config.elsewhere_motion)
+            return
         turn, known = (read, None) if self.knowledge is None else self.knowledge.understand(read)
         if known is not None and on_understood is not None:
             on_understood(known)

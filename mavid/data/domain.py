@@ -16,6 +16,7 @@ from importlib import resources
 
 __all__ = [
     "DIRECTIVE_FORMAT",
+    "ELSEWHERE_REPLY",
     "INTENTS",
     "PROPS",
     "Answer",
@@ -27,6 +28,13 @@ __all__ = [
     "more_questions",
     "paraphrase_split",
 ]
+
+# What the desk says to what none of its intents answers (the Conductor's knowledge base's
+# texts from elsewhere: `mavid.data.elsewhere`)
+ELSEWHERE_REPLY = (
+    "I'm the museum's guide, so I can only help with your visit: tickets, opening hours, "
+    "the galleries and the facilities."
+)
 
 # What the visitor may show on camera ("none": nothing in particular).
 PROPS = ("none", "ticket", "map", "camera", "umbrella", "backpack", "thumbs_up", "thumbs_down")

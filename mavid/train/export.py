@@ -38,7 +38,8 @@ from mavid.conductor.thinker import ThinkerConductor
 from mavid.creator.face import fit_image
 from mavid.creator.stream import speech_levels
 from mavid.data.dialogue import identity_for
-from mavid.data.domain import INTENTS, more_questions, paraphrase_split
+from mavid.data.domain import ELSEWHERE_REPLY, INTENTS, more_questions, paraphrase_split
+from mavid.data.elsewhere import elsewhere_texts
 from mavid.data.faces import render_reference_face
 from mavid.train.main import CONFIG_NAME
 from mavid.whisper_asr import WhisperRecognizer
@@ -141,7 +142,8 @@ DOMAIN_CLASSIFIER_NGRAMS = 2.0
 def domain_knowledge(spelling_weight: float = DOMAIN_SPELLING_WEIGHT) -> KnowledgeConfig:
     """The knowledge base of the world's domain (`mavid.conductor.knowledge`): per intent, the
     questions a Conductor trained on the world knows (train and val paraphrases: the held-out
-    ones stay unseen), its answers, and other ways of asking (`domain.more_questions`)."""
+    ones stay unseen), its answers, and other ways of asking (`domain.more_questions`); and
+    what no intent answers (`mavid.data.elsewhere`), answered with `domain.ELSEWHERE_REPLY`."""
     entries = []
     more = more_questions()
     for intent in INTENTS:
@@ -156,6 +158,8 @@ def domain_knowledge(spelling_weight: float = DOMAIN_SPELLING_WEIGHT) -> Knowled
         spelling_weight=spelling_weight,
         classifier_ngrams=DOMAIN_CLASSIFIER_NGRAMS,
         classify_all=True,
+        elsewhere=elsewhere_texts(),
+        elsewhere_reply=ELSEWHERE_REPLY,
     )
 
 

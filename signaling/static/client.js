@@ -38,10 +38,14 @@ function addDirective(speech, motion) {
   answer ??= addLine("avatar", "");
   if (speech) answer.append(document.createTextNode(speech));
   if (motion) {
-    const span = document.createElement("span");
-    span.className = "motion";
-    span.textContent = motion;
-    answer.append(span);
+    // one motion directive per answer, however many deltas it streams in
+    let span = answer.lastChild;
+    if (!(span instanceof HTMLElement && span.classList.contains("motion"))) {
+      span = document.createElement("span");
+      span.className = "motion";
+      answer.append(span);
+    }
+    span.textContent += motion;
   }
   $("directives").scrollTop = $("directives").scrollHeight;
 }

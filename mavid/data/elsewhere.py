@@ -1,0 +1,37 @@
+"""What people say to the museum's avatar that its desk does not answer: the knowledge base's
+texts from elsewhere (`KnowledgeConfig.elsewhere`).
+
+They are the English lines of chatterbot-corpus (Gunther Cox, BSD-3-Clause; a PyPI wheel of
+YAML conversations, written by people): trivia, computers, coding, science, sports, money,
+emotions, films, politics and more, each line of three to 25 words once. Its greetings,
+small-talk conversations and the bot's own profile are left out: hellos, thanks and goodbyes
+are the domain's own intents.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import yaml
+
+__all__ = ["ELSEWHERE_SKIPPED", "elsewhere_texts"]
+
+ELSEWHERE_SKIPPED = ("botprofile", "conversations", "greetings")
+MIN_WORDS, MAX_WORDS = 3, 25
+
+
+def elsewhere_texts() -> tuple[str, ...]:
+    """chatterbot-corpus's English lines (both sides of each conversation), in file order."""
+    root = resources.files("chatterbot_corpus").joinpath("data", "english")
+    lines: list[str] = []
+    for item in sorted(root.iterdir(), key=lambda f: f.name):
+        name = item.name.removesuffix(".yml")
+        if not item.name.endswith(".yml") or name in ELSEWHERE_SKIPPED:
+            continue
+        for conversation in yaml.safe_load(item.read_text(encoding="utf-8"))["conversations"]:
+            for line in conversation:
+                if isinstance(line, str) and MIN_WORDS <= len(line.split()) <= MAX_WORDS:
+                    lines.append(line.strip())
+    if not lines:
+        raise RuntimeError(f"no English lines found in {root}")
+    return tuple(dict.fromkeys(lines))
