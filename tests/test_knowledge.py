@@ -488,3 +488,7 @@ def test_the_domains_texts_from_elsewhere_are_no_greetings_and_find_no_entry():
     # every question the Thinker was taught is the museum's
     taught = [q for entry in config.entries for q in entry.questions]
     assert not [q for q in taught if knowledge.from_elsewhere(q)]
+    # and mavid-tiny ships the base `export --conductor-knowledge domain` writes
+    from mavid.avatar import EMBEDDED_WEIGHTS
+
+    assert KnowledgeConfig.load(EMBEDDED_WEIGHTS / "conductor") == config
