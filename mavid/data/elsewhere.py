@@ -22,7 +22,12 @@ MIN_WORDS, MAX_WORDS = 3, 25
 
 def elsewhere_texts() -> tuple[str, ...]:
     """chatterbot-corpus's English lines (both sides of each conversation), in file order."""
-    root = resources.files("chatterbot_corpus").joinpath("data", "english")
+    try:
+        root = resources.files("chatterbot_corpus").joinpath("data", "english")
+    except ModuleNotFoundError as e:  # (a serving install; only export needs it)
+        raise RuntimeError(
+            "the texts from elsewhere come from chatterbot-corpus: pip install -e '.[train]'"
+        ) from e
     lines: list[str] = []
     for item in sorted(root.iterdir(), key=lambda f: f.name):
         name = item.name.removesuffix(".yml")
