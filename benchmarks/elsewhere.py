@@ -12,7 +12,8 @@ side: `benchmarks/questions_from_elsewhere.txt`, 60 questions a museum's front d
 answer (the weather, a taxi, a joke, sums, trivia, requests), written for this in round 18
 and never among the base's texts from elsewhere; it is the set the shipped setting was
 chosen on, so the figure is a dev figure. For each `--weight` (`elsewhere_weight`) and
-`--above` (`elsewhere_above`) it prints both shares.
+`--above` (`elsewhere_above`) it prints both shares (a turn whose likeliest entry is `urgent`
+is never taken for elsewhere).
 """
 
 from __future__ import annotations
@@ -61,11 +62,12 @@ def main() -> None:
         museum, other = [], []
         for base, said in tqdm(drawn, desc=f"weight {weight}", leave=False):
             kb = Knowledge(dataclasses.replace(base, elsewhere_weight=weight))
-            museum += [kb.elsewhere_chance(text) for _, text in said]
-            other += [kb.elsewhere_chance(text) for text in elsewhere]
-        museum, other = np.array(museum), np.array(other)
+            museum += [kb.elsewhere_reading(text) for _, text in said]
+            other += [kb.elsewhere_reading(text) for text in elsewhere]
         for above in args.above or [config.elsewhere_above]:
-            taken, caught = museum >= above, other >= above
+            # (as `from_elsewhere` decides, at this `elsewhere_above`)
+            taken = np.array([chance >= above and not urgent for chance, urgent in museum])
+            caught = np.array([chance >= above and not urgent for chance, urgent in other])
             print(
                 f"weight {weight} above {above}: museum ways of asking taken for elsewhere "
                 f"{100 * taken.mean():.1f} % ({taken.sum()} of {taken.size}), questions from "

@@ -458,7 +458,40 @@ def test_what_no_entry_answers_is_from_elsewhere_and_answered_so(tmp_path):
     assert prompts == ["can i bring my dog"]
 
 
-def replace_config(config: KnowledgeConfig, **changes) -> KnowledgeConfig:
+def test_an_urgent_entry_is_never_taken_for_elsewhere_nor_what_the_base_has(tmp_path):
+    config = KnowledgeConfig(
+        ENTRIES, elsewhere=ELSEWHERE, elsewhere_weight=1.0, elsewhere_reply=ELSEWHERE_REPLY
+    )
+    joke = "tell me a funny joke"  # from elsewhere; of the entries, likeliest first aid
+    assert Knowledge(config).from_elsewhere(joke)
+    assert not Knowledge(config).elsewhere_reading(joke)[1]
+
+    def urgent(k: int) -> Knowledge:
+        entries = tuple(replace_config(e, urgent=i == k) for i, e in enumerate(ENTRIES))
+        return Knowledge(replace_config(config, entries=entries))
+
+    first_aid, cafe = urgent(0), urgent(1)
+    assert first_aid.elsewhere_reading(joke)[1] and not first_aid.from_elsewhere(joke)
+    assert not cafe.elsewhere_reading(joke)[1] and cafe.from_elsewhere(joke)
+    with pytest.raises(ValueError, match="urgent"):
+        KnowledgeEntry(("Help?",), urgent="yes")
+    first_aid.config.save(tmp_path)
+    assert KnowledgeConfig.load(tmp_path).entries[0].urgent
+    # a text from elsewhere that one of the base's nearly is stays out of the class
+    has_it = replace_config(config, elsewhere=(*ELSEWHERE, "Can I bring my dog?"))
+    assert not Knowledge(has_it).from_elsewhere("Can I bring my dog?")
+    apart = replace_config(has_it, elsewhere_apart=2.0)  # (none left out)
+    assert (
+        Knowledge(apart).elsewhere_reading("Can I bring my dog?")[0]
+        > (Knowledge(has_it).elsewhere_reading("Can I bring my dog?")[0])
+    )
+    # every text from elsewhere left out: none is from elsewhere, the entries still found
+    none_apart = Knowledge(replace_config(config, elsewhere_apart=-1.0))
+    assert none_apart.elsewhere_reading("tell me a funny joke") == (0.0, False)
+    assert none_apart.nearest("I injured my hand")[0] in ENTRIES[0].questions
+
+
+def replace_config(config, **changes):
     import dataclasses
 
     return dataclasses.replace(config, **changes)

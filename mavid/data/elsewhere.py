@@ -4,8 +4,9 @@ texts from elsewhere (`KnowledgeConfig.elsewhere`).
 They are the English lines of chatterbot-corpus (Gunther Cox, BSD-3-Clause; a PyPI wheel of
 YAML conversations, written by people): trivia, computers, coding, science, sports, money,
 emotions, films, politics and more, each line of three to 25 words once. Its greetings,
-small-talk conversations and the bot's own profile are left out: hellos, thanks and goodbyes
-are the domain's own intents.
+small-talk conversations and the bot's own profile are left out (hellos, thanks and goodbyes
+are the domain's own intents), and its health and food talk ("I'm not feeling well", "what is
+good to eat?": the domain's first aid and café).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import yaml
 
 __all__ = ["ELSEWHERE_SKIPPED", "elsewhere_texts"]
 
-ELSEWHERE_SKIPPED = ("botprofile", "conversations", "greetings")
+ELSEWHERE_SKIPPED = ("botprofile", "conversations", "food", "greetings", "health")
 MIN_WORDS, MAX_WORDS = 3, 25
 
 

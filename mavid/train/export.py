@@ -139,6 +139,10 @@ DOMAIN_SPELLING_WEIGHT = 1.0
 DOMAIN_CLASSIFIER_NGRAMS = 2.0
 
 
+# never taken for questions from elsewhere (`KnowledgeEntry.urgent`)
+URGENT_INTENTS = ("first_aid",)
+
+
 def domain_knowledge(spelling_weight: float = DOMAIN_SPELLING_WEIGHT) -> KnowledgeConfig:
     """The knowledge base of the world's domain (`mavid.conductor.knowledge`): per intent, the
     questions a Conductor trained on the world knows (train and val paraphrases: the held-out
@@ -152,7 +156,8 @@ def domain_knowledge(spelling_weight: float = DOMAIN_SPELLING_WEIGHT) -> Knowled
         )
         answers = tuple(dict.fromkeys(a.speech for a in intent.by_prop.values()))
         answers = answers or (intent.answer_for().speech,)
-        entries.append(KnowledgeEntry(questions, answers, more[intent.name]))
+        urgent = intent.name in URGENT_INTENTS
+        entries.append(KnowledgeEntry(questions, answers, more[intent.name], urgent))
     return KnowledgeConfig(
         tuple(entries),
         spelling_weight=spelling_weight,
