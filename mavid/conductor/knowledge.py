@@ -326,10 +326,9 @@ class Knowledge:
                 self._ngrams = _ngram_features(self._spelt)
             features = self._features(self._matrix, self._spelt)
             labels, weights = entry, np.ones(len(entry))
-            elsewhere = self._elsewhere_apart()
+            elsewhere, vectors = self._elsewhere_apart()
             if elsewhere:  # one more class: what no entry answers
                 spelt = [" ".join(_query_words(text)) for text in elsewhere]
-                vectors = np.stack([self.vector(text) for text in elsewhere])
                 features = _stacked(features, self._features(vectors, spelt))
                 n = len(elsewhere)
                 labels = np.r_[entry, np.full(n, len(config.entries))]
@@ -340,17 +339,15 @@ class Knowledge:
         common = (w for w in common_words(config.classifier_words) if len(w) > 2 or w in ("a", "i"))
         self._words = frozenset(common) | self._idf.keys()
 
-    def _elsewhere_apart(self) -> list[str]:
-        """The texts from elsewhere none of the base's texts nearly is (`elsewhere_apart`)."""
+    def _elsewhere_apart(self) -> tuple[list[str], np.ndarray]:
+        """The texts from elsewhere none of the base's texts nearly is (`elsewhere_apart`), and
+        their (n, dim) sentence vectors."""
         if not self.config.elsewhere:
-            return []
+            return [], np.zeros((0, self.table.dim), np.float32)
         vectors = np.stack([self.vector(text) for text in self.config.elsewhere])
-        nearest = (vectors @ self._matrix.T).max(axis=1)
-        return [
-            t
-            for t, c in zip(self.config.elsewhere, nearest, strict=True)
-            if c < self.config.elsewhere_apart
-        ]
+        apart = (vectors @ self._matrix.T).max(axis=1) < self.config.elsewhere_apart
+        kept = [t for t, keep in zip(self.config.elsewhere, apart, strict=True) if keep]
+        return kept, vectors[apart]
 
     def _features(self, vectors: np.ndarray, spelt: Sequence[str]):
         """The classifier's input: the (n, dim) sentence vectors, beside the texts' weighted
