@@ -292,6 +292,26 @@ def test_the_conductor_reads_questions_it_never_learnt_as_known_ones():
     assert with_knowledge.intent_accuracy >= HELD_OUT_BOUND > without.intent_accuracy
 
 
+QUESTIONS_FROM_ELSEWHERE = (
+    "Who invented the telephone?",
+    "Can you help me write some Python code?",
+    "What is the square root of sixty four?",
+    "Which planet is closest to the sun?",
+    "Do you believe in ghosts?",
+    "Who is your favourite singer?",
+    "How many players are on a football team?",
+    "What is the boiling point of water?",
+    "Are you a robot?",
+    "Tell me a story about a dragon.",
+    "What is the best programming language?",
+    "How do I lose weight?",
+    "Is it going to snow on Friday?",
+    "Book me a table for two at eight.",
+    "What's the news today?",
+    "Do you love me?",
+)
+
+
 def test_questions_from_elsewhere_are_answered_with_what_the_desk_can_help_with():
     # asked of a museum's front desk, none of these is the museum's (written for this test,
     # after the knowledge base's setting was chosen): its nearest entry's answer would have
@@ -301,24 +321,7 @@ def test_questions_from_elsewhere_are_answered_with_what_the_desk_can_help_with(
     # football team?") as before
     from mavid.data.domain import ELSEWHERE_REPLY
 
-    elsewhere = (
-        "Who invented the telephone?",
-        "Can you help me write some Python code?",
-        "What is the square root of sixty four?",
-        "Which planet is closest to the sun?",
-        "Do you believe in ghosts?",
-        "Who is your favourite singer?",
-        "How many players are on a football team?",
-        "What is the boiling point of water?",
-        "Are you a robot?",
-        "Tell me a story about a dragon.",
-        "What is the best programming language?",
-        "How do I lose weight?",
-        "Is it going to snow on Friday?",
-        "Book me a table for two at eight.",
-        "What's the news today?",
-        "Do you love me?",
-    )
+    elsewhere = QUESTIONS_FROM_ELSEWHERE
     conductor = ThinkerConductor.from_pretrained(
         EMBEDDED_WEIGHTS / "conductor", ConductorConfig(do_sample=False)
     )
@@ -361,6 +364,31 @@ def test_questions_from_elsewhere_are_answered_with_what_the_desk_can_help_with(
     assert not [q for q in told_the_desk if conductor.knowledge.from_elsewhere(q)]
 
 
+def test_the_requests_the_base_learns_elsewhere_from_are_kept_apart_from_those_it_is_measured_on():
+    # (as the test's held-out questions are from the knowledge base: no text spelt like one,
+    # rapidfuzz ratio >= 75, or meaning nearly the same, cosine >= 0.9)
+    from pathlib import Path
+
+    from rapidfuzz import fuzz
+
+    from mavid.conductor.knowledge import Knowledge, KnowledgeConfig
+    from mavid.data.elsewhere import elsewhere_requests
+
+    measured = Path(__file__).parents[1] / "benchmarks" / "questions_from_elsewhere.txt"
+    held = [*measured.read_text().splitlines(), *QUESTIONS_FROM_ELSEWHERE]
+    knowledge = Knowledge.shared(KnowledgeConfig.load(EMBEDDED_WEIGHTS / "conductor"))
+    vectors = np.stack([knowledge.vector(t) for t in held])
+    requests = elsewhere_requests()
+    assert len(requests) >= 250
+    near = [
+        (r, held[int(np.argmax(vectors @ knowledge.vector(r)))])
+        for r in requests
+        if float((vectors @ knowledge.vector(r)).max()) >= 0.9
+        or max(fuzz.ratio(r.lower(), h.lower()) for h in held) >= 75
+    ]
+    assert not near
+
+
 # Bounds just outside what the shipped weights measured on these samples (fixed seeds):
 # WER 0.47 with the expected speech (drawn codes: 0.69, from each frame's first codebook as
 # from all 8; random weights, silence or noise: 1.0), frame std 1.89-2.26, mouth opening
@@ -383,7 +411,7 @@ KNOWN_HEARD_BOUND = 0.9
 HELD_OUT_BOUND = 0.95
 EAR_BOUND = 0.8
 ALTERNATIVES_CORRECTED_BOUND = 4
-ELSEWHERE_BOUND = 8  # of 16 questions from elsewhere, 9 taken for such (without: none)
+ELSEWHERE_BOUND = 9  # of 16 questions from elsewhere, 10 taken for such (without: none)
 
 
 def test_the_ears_bent_words_get_a_second_opinion(model):

@@ -140,9 +140,10 @@ class KnowledgeConfig:
     # Juliet?"), the classifier's one more class, each text weighing `elsewhere_weight` of one
     # of the base's; a turn the classifier finds at least `elsewhere_above` likely to be one is
     # from elsewhere, and answered with `elsewhere_reply` (and `elsewhere_motion`) instead of
-    # the nearest entry's answer. The domain's: the chatterbot-corpus lines, weight 0.3, 0.8:
-    # 4 of 864 ways of asking left out of the base taken for elsewhere, 36 % of 60 questions
-    # from elsewhere caught (docs/what-was-tried.md, round 19). A text from elsewhere whose
+    # the nearest entry's answer. The domain's: a voice assistant's requests and the
+    # chatterbot-corpus lines, weight 0.3, above 0.9: 1 of 864 ways of asking left out of the
+    # base taken for elsewhere, 53 % of 60 questions from elsewhere caught
+    # (docs/what-was-tried.md, round 19). A text from elsewhere whose
     # sentence vector's cosine to one of the base's texts reaches `elsewhere_apart` is left out
     # of the class: the base has it ("My internet is not working." is the wifi question)
     elsewhere: tuple[str, ...] = ()
