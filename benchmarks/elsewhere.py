@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mavid.avatar import EMBEDDED_WEIGHTS
-from mavid.conductor.knowledge import Knowledge, KnowledgeConfig
+from mavid.conductor.knowledge import Knowledge, KnowledgeConfig, taken_for_elsewhere
 from mavid.eval.held_apart import left_out
 
 QUESTIONS = Path(__file__).with_name("questions_from_elsewhere.txt")
@@ -65,9 +65,8 @@ def main() -> None:
             museum += [kb.elsewhere_reading(text) for _, text in said]
             other += [kb.elsewhere_reading(text) for text in elsewhere]
         for above in args.above or [config.elsewhere_above]:
-            # (as `from_elsewhere` decides, at this `elsewhere_above`)
-            taken = np.array([chance >= above and not urgent for chance, urgent in museum])
-            caught = np.array([chance >= above and not urgent for chance, urgent in other])
+            taken = np.array([taken_for_elsewhere(*reading, above) for reading in museum])
+            caught = np.array([taken_for_elsewhere(*reading, above) for reading in other])
             print(
                 f"weight {weight} above {above}: museum ways of asking taken for elsewhere "
                 f"{100 * taken.mean():.1f} % ({taken.sum()} of {taken.size}), questions from "

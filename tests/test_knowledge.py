@@ -1,5 +1,6 @@
 """The tiny Conductor's knowledge: a question it was never taught read as the known one nearest."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -436,7 +437,7 @@ def test_what_no_entry_answers_is_from_elsewhere_and_answered_so(tmp_path):
     assert knowledge.nearest("Who won the tennis last night?")[0] in config.asked()
     # a base without such texts, or one asked for certainty it never reaches, finds none
     assert not Knowledge(KnowledgeConfig(ENTRIES)).from_elsewhere("tell me a funny joke")
-    sure = Knowledge(replace_config(config, elsewhere_above=1.0))
+    sure = Knowledge(dataclasses.replace(config, elsewhere_above=1.0))
     assert not sure.from_elsewhere("tell me a funny joke")
     config.save(tmp_path)
     assert KnowledgeConfig.load(tmp_path) == config
@@ -467,8 +468,8 @@ def test_an_urgent_entry_is_never_taken_for_elsewhere_nor_what_the_base_has(tmp_
     assert not Knowledge(config).elsewhere_reading(joke)[1]
 
     def urgent(k: int) -> Knowledge:
-        entries = tuple(replace_config(e, urgent=i == k) for i, e in enumerate(ENTRIES))
-        return Knowledge(replace_config(config, entries=entries))
+        entries = tuple(dataclasses.replace(e, urgent=i == k) for i, e in enumerate(ENTRIES))
+        return Knowledge(dataclasses.replace(config, entries=entries))
 
     first_aid, cafe = urgent(0), urgent(1)
     assert first_aid.elsewhere_reading(joke)[1] and not first_aid.from_elsewhere(joke)
@@ -478,23 +479,17 @@ def test_an_urgent_entry_is_never_taken_for_elsewhere_nor_what_the_base_has(tmp_
     first_aid.config.save(tmp_path)
     assert KnowledgeConfig.load(tmp_path).entries[0].urgent
     # a text from elsewhere that one of the base's nearly is stays out of the class
-    has_it = replace_config(config, elsewhere=(*ELSEWHERE, "Can I bring my dog?"))
+    has_it = dataclasses.replace(config, elsewhere=(*ELSEWHERE, "Can I bring my dog?"))
     assert not Knowledge(has_it).from_elsewhere("Can I bring my dog?")
-    apart = replace_config(has_it, elsewhere_apart=2.0)  # (none left out)
+    apart = dataclasses.replace(has_it, elsewhere_apart=2.0)  # (none left out)
     assert (
         Knowledge(apart).elsewhere_reading("Can I bring my dog?")[0]
         > (Knowledge(has_it).elsewhere_reading("Can I bring my dog?")[0])
     )
     # every text from elsewhere left out: none is from elsewhere, the entries still found
-    none_apart = Knowledge(replace_config(config, elsewhere_apart=-1.0))
+    none_apart = Knowledge(dataclasses.replace(config, elsewhere_apart=-1.0))
     assert none_apart.elsewhere_reading("tell me a funny joke") == (0.0, False)
     assert none_apart.nearest("I injured my hand")[0] in ENTRIES[0].questions
-
-
-def replace_config(config, **changes):
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
 
 
 def test_texts_from_elsewhere_are_checked():

@@ -51,7 +51,13 @@ from mavid.interfaces import UserTurn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KNOWLEDGE_CONFIG_NAME", "Knowledge", "KnowledgeConfig", "KnowledgeEntry"]
+__all__ = [
+    "KNOWLEDGE_CONFIG_NAME",
+    "Knowledge",
+    "KnowledgeConfig",
+    "KnowledgeEntry",
+    "taken_for_elsewhere",
+]
 
 KNOWLEDGE_CONFIG_NAME = "knowledge.json"
 MAX_QUERY_CHARS = 2_000  # a turn's text beyond this is not read (hostile input)
@@ -448,7 +454,7 @@ class Knowledge:
         least `elsewhere_above` likely to be, and the entry it finds likeliest of the base's own
         is not `urgent` (never where the base has no texts from elsewhere)."""
         chance, urgent = self.elsewhere_reading(text)
-        if chance >= self.config.elsewhere_above and not urgent:
+        if taken_for_elsewhere(chance, urgent, self.config.elsewhere_above):
             log.debug("%r is from elsewhere (%.2f)", text, chance)
             return True
         return False
@@ -497,6 +503,12 @@ class Knowledge:
         """The turn as the Thinker reads it: its own words when they are (nearly) a known
         question or have no word, else the known question nearest to them."""
         return self.understand(turn)[0]
+
+
+def taken_for_elsewhere(chance: float, urgent: bool, above: float) -> bool:
+    """Whether a turn `Knowledge.elsewhere_reading` read as (`chance`, `urgent`) is taken for
+    one from elsewhere at `elsewhere_above` = `above`."""
+    return chance >= above and not urgent
 
 
 def _stacked(a, b):
