@@ -467,6 +467,12 @@ class ExportCommand(Command):
         "per letter), the recognizer writes the turn down too, and its words are read where "
         "they fit the ear's hearing better (0: off; default: the conductor's).",
     )
+    ear_words_prompt: bool | None = Field(
+        None,
+        description="Whisper hears the turns the ears are unsure of a second time, told the "
+        "ear's words as what came before, and those words are read where they fit the ear's "
+        "hearing better (needs --ear-words and --recognizer whisper; default: the conductor's).",
+    )
 
     conductor_max_frames: int | None = Field(
         None,
@@ -496,6 +502,7 @@ class ExportCommand(Command):
             whisper_model=self.whisper_model,
             whisper_alternatives=self.whisper_alternatives,
             ear_second_opinion=self.ear_second_opinion,
+            ear_words_prompt=self.ear_words_prompt,
             max_frames=self.conductor_max_frames,
             temperature=self.temperature,
             phone_guidance=self.phone_guidance,

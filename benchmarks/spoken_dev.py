@@ -51,19 +51,20 @@ class _WrittenOnce:
 
     def __init__(self, recognizer) -> None:
         self._recognizer = recognizer
-        self._seen: dict[tuple[str, str, int], object] = {}
+        self._seen: dict[tuple, object] = {}
 
-    def _once(self, name: str, audio: np.ndarray, sample_rate: int):
-        key = (name, hashlib.sha1(np.ascontiguousarray(audio).tobytes()).hexdigest(), sample_rate)
+    def _once(self, name: str, audio: np.ndarray, sample_rate: int, *args):
+        digest = hashlib.sha1(np.ascontiguousarray(audio).tobytes()).hexdigest()
+        key = (name, digest, sample_rate, *args)
         if key not in self._seen:
-            self._seen[key] = getattr(self._recognizer, name)(audio, sample_rate)
+            self._seen[key] = getattr(self._recognizer, name)(audio, sample_rate, *args)
         return self._seen[key]
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
         return self._once("transcribe", audio, sample_rate)
 
-    def hypotheses(self, audio: np.ndarray, sample_rate: int):
-        return self._once("hypotheses", audio, sample_rate)
+    def heard_after(self, audio: np.ndarray, sample_rate: int, prompts):
+        return self._once("heard_after", audio, sample_rate, tuple(prompts))
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,8 @@ VOICED_S = 0.5
 # the files faster-whisper reads from a CTranslate2 Whisper directory (vocabulary.* is read
 # where tokenizer.json is absent; both ship in the bundled copy)
 _NEEDED = ("model.bin", "config.json")
+MAX_TOKENS = 448  # Whisper's text context: prompt, previous text and words together
+MAX_PROMPT_TOKENS = MAX_TOKENS // 2 - 1  # (as faster-whisper cuts its initial prompt)
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(st|nd|rd|th)?(%?)")
 
 
@@ -99,6 +102,18 @@ class Hypothesis:
 
     words: str
     score: float
+
+
+def _distinct(heard: list[tuple[str, float]]) -> list[Hypothesis]:
+    """Hypotheses with their numbers spelt, each once; [] when the likeliest has no words."""
+    spelt = [(" ".join(spell_numbers(text).split()), score) for text, score in heard]
+    if not spelt or not spelt[0][0]:
+        return []  # the likeliest way of hearing it has no words: none are heard
+    out: dict[str, float] = {}
+    for words, score in spelt:
+        if words:
+            out.setdefault(words, score)
+    return [Hypothesis(w, s) for w, s in out.items()]
 
 
 class WhisperRecognizer:
@@ -168,62 +183,90 @@ class WhisperRecognizer:
     def hypotheses(self, audio: np.ndarray, sample_rate: int) -> list[Hypothesis]:
         """The beam's ways of hearing (N,) float32 mono audio, likeliest first, each once (as
         spelt); [] when no words are heard. A turn longer than one window (over 20 s) has one."""
+        return self.heard_after(audio, sample_rate, ("",))[0]
+
+    def heard_after(
+        self, audio: np.ndarray, sample_rate: int, prompts: Sequence[str]
+    ) -> list[list[Hypothesis]]:
+        """`hypotheses` once for each of `prompts`: Whisper told the prompt as what was said
+        before the turn (its previous text; "" for none), which it follows where the audio
+        leaves it unsure. The audio is encoded once for them all."""
+        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+            raise ValueError("prompts must be a sequence of strings")
         pcm = recognizer_input(audio, sample_rate, WHISPER_SAMPLE_RATE)
-        if pcm.size == 0:
-            return []
+        if pcm.size == 0 or not prompts:
+            return [[] for _ in prompts]
         with self._lock:
             if pcm.size / WHISPER_SAMPLE_RATE + PAD_S <= WINDOW_S:
-                heard = self._short(pcm)
+                heard = self._short(pcm, prompts)
             else:  # a long turn: faster-whisper's 30-s windows, one after the other
-                segments, _ = self._model.transcribe(
-                    pcm,
-                    language="en",
-                    beam_size=self.beam,
-                    vad_filter=False,  # the agent's VAD already cut the turn
-                    without_timestamps=True,
-                    condition_on_previous_text=False,
-                    # no sampling at higher temperatures when a window's words look repetitive
-                    # or unsure: a person who says the same thing twice would get random words
-                    # (different every time); the short path decodes the same way
-                    temperature=0.0,
-                )
-                segments = list(segments)  # (decoded as iterated)
-                score = float(np.mean([s.avg_logprob for s in segments])) if segments else 0.0
-                heard = [(" ".join(s.text.strip() for s in segments), score)]
-        spelt = [(" ".join(spell_numbers(text).split()), score) for text, score in heard]
-        if not spelt or not spelt[0][0]:
-            return []  # the likeliest way of hearing it has no words: none are heard
-        out: dict[str, float] = {}
-        for words, score in spelt:
-            if words:
-                out.setdefault(words, score)
-        return [Hypothesis(w, s) for w, s in out.items()]
+                heard = [self._long(pcm, prompt) for prompt in prompts]
+        return [_distinct(h) for h in heard]
 
-    def _short(self, pcm: np.ndarray) -> list[tuple[str, float]]:
-        """A turn heard in one window of its own length plus `PAD_S` of silence: the beam's
-        hypotheses and their scores, likeliest first ([] where Whisper hears no speech)."""
+    def _long(self, pcm: np.ndarray, prompt: str) -> list[tuple[str, float]]:
+        segments, _ = self._model.transcribe(
+            pcm,
+            language="en",
+            beam_size=self.beam,
+            vad_filter=False,  # the agent's VAD already cut the turn
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            initial_prompt=prompt.strip() or None,
+            # no sampling at higher temperatures when a window's words look repetitive or
+            # unsure: a person who says the same thing twice would get random words
+            # (different every time); the short path decodes the same way
+            temperature=0.0,
+        )
+        segments = list(segments)  # (decoded as iterated)
+        score = float(np.mean([s.avg_logprob for s in segments])) if segments else 0.0
+        return [(" ".join(s.text.strip() for s in segments), score)]
+
+    def _short(self, pcm: np.ndarray, prompts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """A turn heard in one window of its own length plus `PAD_S` of silence, after each of
+        `prompts`: the beam's hypotheses and their scores, likeliest first ([] where Whisper
+        hears no speech)."""
         padded = np.zeros(pcm.size + int(PAD_S * WHISPER_SAMPLE_RATE), np.float32)
         padded[: pcm.size] = pcm
         features = self._model.feature_extractor(padded)[:, :-1]  # (80, frames at 100 Hz)
-        result = self._model.model.generate(
-            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
-            [self._prompt],
-            beam_size=self.beam,
-            num_hypotheses=self.beam,  # (the beam holds them anyway: no more work)
-            return_scores=True,
-            # ~3 tokens a word, people say at most ~4 words a second
-            max_length=int(16 * pcm.size / WHISPER_SAMPLE_RATE) + 16,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=self._suppress,
-        )[0]
-        if result.no_speech_prob > NO_SPEECH and not self._voiced(pcm):
-            return []
+        encoded = self._model.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None]))
+        )
+        # ~3 tokens a word, people say at most ~4 words a second
+        length = int(16 * pcm.size / WHISPER_SAMPLE_RATE) + 16
+        voiced: bool | None = None  # (asked of silero once, where Whisper doubts)
         eot = self._tokenizer.eot
-        return [
-            (self._tokenizer.decode([t for t in ids if t < eot]).strip(), float(score))
-            for ids, score in zip(result.sequences_ids, result.scores, strict=True)
-        ]
+        out = []
+        for prompt in prompts:
+            tokens = self._previous(prompt) + self._prompt
+            result = self._model.model.generate(
+                encoded,
+                [tokens],
+                beam_size=self.beam,
+                num_hypotheses=self.beam,  # (the beam holds them anyway: no more work)
+                return_scores=True,
+                max_length=min(len(tokens) + length, MAX_TOKENS),
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=self._suppress,
+            )[0]
+            if result.no_speech_prob > NO_SPEECH:
+                voiced = self._voiced(pcm) if voiced is None else voiced
+                if not voiced:
+                    out.append([])
+                    continue
+            out.append([
+                (self._tokenizer.decode([t for t in ids if t < eot]).strip(), float(score))
+                for ids, score in zip(result.sequences_ids, result.scores, strict=True)
+            ])  # fmt: skip
+        return out
+
+    def _previous(self, prompt: str) -> list[int]:
+        """Whisper's previous-text tokens for `prompt` ([] for none), as faster-whisper's
+        `initial_prompt` makes them: its last `MAX_PROMPT_TOKENS`."""
+        if not prompt.strip():
+            return []
+        tokens = self._tokenizer.encode(" " + prompt.strip())[-MAX_PROMPT_TOKENS:]
+        return [self._tokenizer.sot_prev, *tokens]
 
     def _voiced(self, pcm: np.ndarray) -> bool:
         """Whether silero-vad finds at least `voiced_s` of speech in 16-kHz `pcm` (called under

@@ -274,6 +274,13 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     opinion = export_tiny(dest / "creator", dest / "conductor", tmp_path / "opinion",
                           ear_second_opinion=0.6)  # fmt: skip
     assert load_avatar_model(opinion).conductor.hearing.config.ear_second_opinion == 0.6
+    # Whisper told the ear's words (it needs Whisper: refused with PocketSphinx)
+    with pytest.raises(ValueError, match="ship it with both"):
+        export_tiny(dest / "creator", dest / "conductor", tmp_path / "told",
+                    recognizer="whisper", ear_words_prompt=True)  # fmt: skip
+    told = export_tiny(knowing / "creator", knowing / "conductor", tmp_path / "told",
+                       recognizer="whisper", ear_words_prompt=True)  # fmt: skip
+    assert load_avatar_model(told).conductor.hearing.config.ear_words_prompt
     assert json.loads((again / "provenance.json").read_text())["runs"]["ear"] == {"stage": "ear"}
     # a newer ear's plot, not the one the earlier export's conductor part carries
     newer = tmp_path / "ear-run-2"
@@ -318,6 +325,7 @@ def test_a_recognizer_ships_with_the_hearing(results, tmp_path):
         ({"whisper_alternatives": 0.3}, "whisper_alternatives are Whisper's"),
         ({"recognizer": "whisper", "whisper_alternatives": -1.0}, "whisper_alternatives"),
         ({"ear_second_opinion": 0.6}, "ship it with an ear"),
+        ({"recognizer": "whisper", "ear_words_prompt": True}, "ship it with both"),
     ):
         with pytest.raises(ValueError, match=match):
             export_tiny(creator, hearing_dir, tmp_path / "bad", **bad)

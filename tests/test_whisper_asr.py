@@ -164,6 +164,34 @@ def test_the_beams_other_hypotheses_come_likeliest_first(whisper, spoken):
     assert whisper.hypotheses(np.zeros(16_000, np.float32), 16_000) == []
 
 
+def test_whisper_told_what_came_before_still_writes_down_what_it_hears(whisper, spoken):
+    # `heard_after`: the audio encoded once, then heard after each prompt (Whisper's previous
+    # text). Heard after none, as `hypotheses`; a clear sentence is written down as said after
+    # a prompt it does not match; no prompt makes words out of silence
+    plain, told = whisper.heard_after(
+        spoken.audio, spoken.sample_rate, ("", "Where can I leave my coat?")
+    )
+    assert plain == whisper.hypotheses(spoken.audio, spoken.sample_rate)
+    assert word_error_rate([SENTENCE], [told[0].words]).wer <= 0.2, told[0]
+    silence = np.zeros(16_000, np.float32)
+    assert whisper.heard_after(silence, 16_000, ("", "Is there parking?")) == [[], []]
+    assert whisper.heard_after(spoken.audio, spoken.sample_rate, ()) == []
+    # a prompt longer than Whisper's text context is cut to its last words, as faster-whisper
+    # cuts its initial prompt (the guide's answers: 600 words)
+    from mavid.data.domain import INTENTS
+
+    answers = " ".join(i.answer_for().speech.split("<m_bos>")[0] for i in INTENTS)
+    assert len(answers.split()) > 448  # (a token or more a word)
+    (long,) = whisper.heard_after(spoken.audio, spoken.sample_rate, (answers,))
+    assert word_error_rate([SENTENCE], [long[0].words]).wer <= 0.3, long[0]
+    # (a turn longer than one window is heard after its prompt in faster-whisper's windows)
+    audio = np.concatenate([spoken.audio, np.zeros(22 * spoken.sample_rate, np.float32)])
+    (whole,) = whisper.heard_after(audio, spoken.sample_rate, ("Where can I leave my coat?",))
+    assert word_error_rate([SENTENCE], [whole[0].words]).wer <= 0.3, whole
+    with pytest.raises(ValueError, match="prompts"):
+        whisper.heard_after(spoken.audio, spoken.sample_rate, "Is there parking?")
+
+
 def test_the_hearing_hands_on_whispers_near_alternatives(spoken):
     turn = UserTurn(audio=spoken.audio, audio_sample_rate=spoken.sample_rate)
     alone = Hearing(HearingConfig(recognizer="whisper")).heard(turn)
@@ -192,6 +220,7 @@ def test_the_hearing_hands_on_whispers_near_alternatives(spoken):
         ("ear_second_opinion", -0.1, "ear_second_opinion"),
         ("ear_second_opinion", float("nan"), "ear_second_opinion"),
         ("ear_second_opinion", 0.6, "give ear"),
+        ("ear_words_prompt", 1, "true or false"),
     ],
 )
 def test_a_wrong_setting_is_refused(field, value, match):

@@ -131,6 +131,13 @@ class HearingConfig:
     # are judged by the same ear, so a person's voice (never sure enough to get here) is not
     # affected. 0: off (docs/what-was-tried.md, round 14)
     ear_second_opinion: float = 0.0
+    # the turns the ears are unsure of (people's voices, and espeak voices Whisper garbles):
+    # Whisper hears each a second time told the ear's words as what was said before it (its
+    # previous text, written as a question: Whisper follows it where the audio leaves it
+    # unsure), and those words are read where they fit the ear's hearing of the turn better
+    # than its own. A person's words fit the ear's hearing badly either way and stay Whisper's
+    # own (docs/what-was-tried.md, round 20). Whisper's only, with the ear's words (`ear_words`)
+    ear_words_prompt: bool = False
 
     def __post_init__(self) -> None:
         if self.lm not in ("domain", "general"):
@@ -168,6 +175,10 @@ class HearingConfig:
             raise ValueError(f"ear_second_opinion must be >= 0, got {self.ear_second_opinion}")
         if self.ear_second_opinion > 0 and not self.ear:
             raise ValueError("ear_second_opinion is a second opinion on the ear's words: give ear")
+        if not isinstance(self.ear_words_prompt, bool):
+            raise ValueError(
+                f"ear_words_prompt must be true or false, got {self.ear_words_prompt!r}"
+            )
         if (
             self.recognizer == "pocketsphinx"
             and self.lm == "domain"
@@ -219,6 +230,14 @@ def recognizer(
                 path = Path(directory) / path
         return WhisperRecognizer(path, beam=config.whisper_beam)
     return Recognizer(config.lm, config.corpus if config.lm == "domain" else None)
+
+
+def _as_asked(words: str) -> str:
+    """The ear's words as Whisper is told them: a question in sentence case. Whisper writes on
+    in the case and punctuation of its previous text; told the ear's bare lower-case words it
+    wrote two of the 14 recordings of people differently (a LibriVox sentence's "And" dropped),
+    told them so, none (docs/what-was-tried.md, round 20)."""
+    return f"{words[:1].upper()}{words[1:]}?"
 
 
 @dataclass(frozen=True)
@@ -311,16 +330,38 @@ class Hearing:
                 words = self.word_search.words(logp) if self.word_search is not None else ""
                 log.debug("ear's words %r", words)
                 return self._second_opinion(audio, turn.audio_sample_rate, logp, words or letters)
-        if self.config.recognizer == "whisper" and self.config.whisper_alternatives > 0:
-            hypotheses = self.recognizer.hypotheses(audio, turn.audio_sample_rate)
-            if not hypotheses:
-                return Heard("", "")
-            best = hypotheses[0]
-            within = best.score - self.config.whisper_alternatives
+        else:
+            logp = None
+        return self._recognized(audio, turn.audio_sample_rate, logp)
+
+    def _recognized(self, audio: np.ndarray, sample_rate: int, logp: torch.Tensor | None) -> Heard:
+        """The recognizer's words for a turn the ears leave (`logp`: the ear's hearing of it,
+        where it has one), with Whisper's near alternatives (`whisper_alternatives`), told the
+        ear's words first where `ear_words_prompt`."""
+        config = self.config
+        told = ""
+        if config.ear_words_prompt and logp is not None and self.word_search is not None:
+            told = self.word_search.words(logp)
+        if config.recognizer != "whisper" or not (config.whisper_alternatives > 0 or told):
+            words = self.recognizer.transcribe(audio, sample_rate)
+            return Heard(words, config.recognizer if words else "")
+        prompts = ("", _as_asked(told)) if told else ("",)
+        heard = self.recognizer.heard_after(audio, sample_rate, prompts)
+        hypotheses = heard[0]
+        if not hypotheses:  # (no speech: nor are words made up after a prompt)
+            return Heard("", "")
+        if len(heard) > 1 and heard[1]:
+            own, theirs = (self._misfit(logp, h[0].words) for h in heard)
+            log.debug("Whisper heard %r (misfit %s), told the ear's %r: %r (%s)",
+                      heard[0][0].words, own, told, heard[1][0].words, theirs)  # fmt: skip
+            if theirs is not None and (own is None or theirs < own):
+                hypotheses = heard[1]
+        best = hypotheses[0]
+        others = ()
+        if config.whisper_alternatives > 0:
+            within = best.score - config.whisper_alternatives
             others = tuple(h.words for h in hypotheses[1:] if h.score >= within)
-            return Heard(best.words, "whisper", others)
-        words = self.recognizer.transcribe(audio, turn.audio_sample_rate)
-        return Heard(words, self.config.recognizer if words else "")
+        return Heard(best.words, "whisper", others)
 
     def _second_opinion(
         self, audio: np.ndarray, sample_rate: int, logp: torch.Tensor, words: str

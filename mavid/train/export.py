@@ -202,6 +202,7 @@ def export_tiny(
     whisper_model: str | Path | None = None,
     whisper_alternatives: float | None = None,
     ear_second_opinion: float | None = None,
+    ear_words_prompt: bool | None = None,
     max_frames: int | None = None,
     **settings: float | None,
 ) -> Path:
@@ -221,6 +222,7 @@ def export_tiny(
     Whisper directory, copied beside the Thinker (None: the copy shipped in a wheel);
     `whisper_alternatives`: `HearingConfig.whisper_alternatives` (None: the conductor's).
     `ear_second_opinion`: `HearingConfig.ear_second_opinion` (None: the conductor's).
+    `ear_words_prompt`: `HearingConfig.ear_words_prompt` (None: the conductor's).
     `max_frames`: the most camera frames of a turn the Thinker reads (`ThinkerInputsConfig`;
     None: the conductor's setting). `settings`:
     inference settings to ship (`SHIPPABLE`: the AR sampling temperature, phone and audio
@@ -300,6 +302,14 @@ def export_tiny(
             raise ValueError("ear_second_opinion is on the ear's words: ship it with an ear")
         # (raises ValueError for a negative limit)
         hearing_config = dataclasses.replace(base, ear_second_opinion=ear_second_opinion)
+    if ear_words_prompt is not None:
+        base = hearing_config or shipped_hearing
+        if ear_words_prompt and (
+            base is None or not base.ear_words or base.recognizer != "whisper"
+        ):
+            raise ValueError("ear_words_prompt tells Whisper the ear's words: ship it with both")
+        if base is not None:
+            hearing_config = dataclasses.replace(base, ear_words_prompt=ear_words_prompt)
     for stage, png in (plots or {}).items():
         if not Path(png).is_file():
             raise FileNotFoundError(f"loss plot of {stage!r} not found: {png}")
