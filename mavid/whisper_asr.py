@@ -204,6 +204,8 @@ class WhisperRecognizer:
         return [_distinct(h) for h in heard]
 
     def _long(self, pcm: np.ndarray, prompt: str) -> list[tuple[str, float]]:
+        """A turn over one window, heard after `prompt` in faster-whisper's 30-s windows: its
+        words and their mean score, as one hypothesis."""
         segments, _ = self._model.transcribe(
             pcm,
             language="en",
