@@ -460,9 +460,10 @@ def test_the_ears_bent_words_get_a_second_opinion(model):
 
 def test_whisper_told_the_ears_words_writes_down_the_voices_it_garbles(model):
     # every camera-free intent's held-out question said by held-out espeak voices; those the
-    # ears are unsure of go to Whisper, which garbles some ("Can I pop in your mind?"). Told
-    # the ear's words as what came before, it writes them down closer to what was said ("Can
-    # i park nearby?"), and its words are read where they fit the ear's hearing better
+    # ears are unsure of, or whose words fit their hearing badly, go to Whisper, which garbles
+    # some ("Can I pop in your mind?"). Told the ear's words as what came before, it writes
+    # them down closer to what was said ("Can i park nearby?"), and its words are read where
+    # they fit the ear's hearing better
     import dataclasses
 
     from mavid.conductor.format import plain_words
@@ -495,15 +496,15 @@ def test_whisper_told_the_ears_words_writes_down_the_voices_it_garbles(model):
                 audio=synthesize(question, voice, 16_000).audio, audio_sample_rate=16_000
             )
             alone, told = untold.heard(turn), shipped.heard(turn)
-            if alone.by != "whisper":
-                assert told == alone  # (the turns the ears are sure of are heard as before)
+            if "whisper" not in (alone.by, told.by):
+                assert told == alone  # (the ear's words, trusted: heard as before)
                 continue
-            assert told.by == "whisper"
             wer = np.array([word_error_rate([plain_words(question)], [plain_words(h.words)]).wer
                             for h in (alone, told)])  # fmt: skip
             errors += wer
             better += wer[1] < wer[0]
             worse += wer[1] > wer[0]
-    # (measured: 33 turns to Whisper, word error rate 0.56 -> 0.30, 15 better, 1 worse)
+    # (measured: 41 turns Whisper wrote either way, their WER summed 21.5 -> 10.5, 23 written
+    # better, 1 worse)
     assert errors[1] <= 0.7 * errors[0], errors
-    assert better >= 10 and worse <= 2, (better, worse)
+    assert better >= 15 and worse <= 3, (better, worse)

@@ -131,12 +131,13 @@ class HearingConfig:
     # are judged by the same ear, so a person's voice (never sure enough to get here) is not
     # affected. 0: off (docs/what-was-tried.md, round 14)
     ear_second_opinion: float = 0.0
-    # the turns the ears are unsure of (people's voices, and espeak voices Whisper garbles):
-    # Whisper hears each a second time told the ear's words as what was said before it (its
-    # previous text, written as a question: Whisper follows it where the audio leaves it
-    # unsure), and those words are read where they fit the ear's hearing of the turn better
-    # than its own. A person's words fit the ear's hearing badly either way and stay Whisper's
-    # own (docs/what-was-tried.md, round 20). Whisper's only, with the ear's words (`ear_words`)
+    # wherever Whisper writes a turn down (the turns the ears are unsure of, people's voices
+    # and espeak voices Whisper garbles, and the second opinion's): it hears it a second time
+    # told the ear's words as what was said before it (its previous text, written as a
+    # question: Whisper follows it where the audio leaves it unsure), and those words are read
+    # where they fit the ear's hearing of the turn better than its own. A person's words fit
+    # the ear's hearing badly either way and stay Whisper's own (docs/what-was-tried.md, round
+    # 20). Whisper's only, with the ear's words (`ear_words`)
     ear_words_prompt: bool = False
 
     def __post_init__(self) -> None:
@@ -367,17 +368,24 @@ class Hearing:
         self, audio: np.ndarray, sample_rate: int, logp: torch.Tensor, words: str
     ) -> Heard:
         """The ear's `words`, or the recognizer's where the ear's fit its hearing worse than
-        `ear_second_opinion` and the recognizer's fit it better."""
+        `ear_second_opinion` and the recognizer's fit it better (Whisper's own words, or, where
+        `ear_words_prompt`, those it writes told the ear's: whichever fits best)."""
         limit = self.config.ear_second_opinion
         own = self._misfit(logp, words) if limit > 0 else None
         if own is None or own <= limit:
             return Heard(words, "ear")
-        other = self.recognizer.transcribe(audio, sample_rate)
-        theirs = self._misfit(logp, other)
-        log.debug("ear's words %r (misfit %s), recognizer's %r (%s)", words, own, other, theirs)
-        if theirs is not None and theirs < own:
-            return Heard(other, self.config.recognizer)
-        return Heard(words, "ear")
+        if self.config.ear_words_prompt and self.config.recognizer == "whisper":
+            heard = self.recognizer.heard_after(audio, sample_rate, ("", _as_asked(words)))
+            others = [h[0].words for h in heard if h]
+        else:
+            others = [self.recognizer.transcribe(audio, sample_rate)]
+        heard, best = Heard(words, "ear"), own
+        for other in others:
+            theirs = self._misfit(logp, other)
+            log.debug("ear's words %r (misfit %s), recognizer's %r (%s)", words, own, other, theirs)
+            if theirs is not None and theirs < best:
+                heard, best = Heard(other, self.config.recognizer), theirs
+        return heard
 
     def _misfit(self, logp: torch.Tensor, text: str) -> float | None:
         """How badly `text` fits the ear's hearing (`Ear.misfit`); None for no letter."""
