@@ -469,9 +469,10 @@ class ExportCommand(Command):
     )
     ear_words_prompt: bool | None = Field(
         None,
-        description="Whisper hears the turns the ears are unsure of a second time, told the "
-        "ear's words as what came before, and those words are read where they fit the ear's "
-        "hearing better (needs --ear-words and --recognizer whisper; default: the conductor's).",
+        description="Wherever Whisper writes a turn down (the turns the ears are unsure of, the "
+        "second opinion), it hears it a second time told the ear's words as what came before, "
+        "and those words are read where they fit the ear's hearing better (needs --ear-words "
+        "and --recognizer whisper; default: the conductor's).",
     )
 
     conductor_max_frames: int | None = Field(

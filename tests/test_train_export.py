@@ -274,7 +274,7 @@ def test_an_ear_ships_inside_the_conductor_with_its_record(results, tmp_path):
     opinion = export_tiny(dest / "creator", dest / "conductor", tmp_path / "opinion",
                           ear_second_opinion=0.6)  # fmt: skip
     assert load_avatar_model(opinion).conductor.hearing.config.ear_second_opinion == 0.6
-    # Whisper told the ear's words (it needs Whisper: refused with PocketSphinx)
+    # Whisper told the ear's words (it needs Whisper and the ear's words: refused without them)
     with pytest.raises(ValueError, match="ship it with both"):
         export_tiny(dest / "creator", dest / "conductor", tmp_path / "told",
                     recognizer="whisper", ear_words_prompt=True)  # fmt: skip

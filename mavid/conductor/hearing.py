@@ -241,6 +241,17 @@ def _as_asked(words: str) -> str:
     return f"{words[:1].upper()}{words[1:]}?"
 
 
+def _fits_best(misfits: Sequence[float | None]) -> int:
+    """Which of several texts fits the ear's hearing best, by their misfits (`Hearing._misfit`;
+    None for a text with no letter, never chosen over one with): the first on a tie, and the
+    first where none has a letter."""
+    best = 0
+    for i, misfit in enumerate(misfits):
+        if misfit is not None and (misfits[best] is None or misfit < misfits[best]):
+            best = i
+    return best
+
+
 @dataclass(frozen=True)
 class Heard:
     """A spoken turn's words and what wrote them down: "known" (the ear heard a question the
@@ -340,23 +351,23 @@ class Hearing:
         where it has one), with Whisper's near alternatives (`whisper_alternatives`), told the
         ear's words first where `ear_words_prompt`."""
         config = self.config
+        whisper = config.recognizer == "whisper"
         told = ""
-        if config.ear_words_prompt and logp is not None and self.word_search is not None:
-            told = self.word_search.words(logp)
-        if config.recognizer != "whisper" or not (config.whisper_alternatives > 0 or told):
+        if whisper and config.ear_words_prompt and self.word_search is not None:
+            told = self.word_search.words(logp) if logp is not None else ""
+        if not whisper or not (config.whisper_alternatives > 0 or told):
             words = self.recognizer.transcribe(audio, sample_rate)
             return Heard(words, config.recognizer if words else "")
         prompts = ("", _as_asked(told)) if told else ("",)
-        heard = self.recognizer.heard_after(audio, sample_rate, prompts)
-        hypotheses = heard[0]
+        ways = self.recognizer.heard_after(audio, sample_rate, prompts)  # (one per prompt)
+        hypotheses = ways[0]
         if not hypotheses:  # (no speech: nor are words made up after a prompt)
             return Heard("", "")
-        if len(heard) > 1 and heard[1]:
-            own, theirs = (self._misfit(logp, h[0].words) for h in heard)
-            log.debug("Whisper heard %r (misfit %s), told the ear's %r: %r (%s)",
-                      heard[0][0].words, own, told, heard[1][0].words, theirs)  # fmt: skip
-            if theirs is not None and (own is None or theirs < own):
-                hypotheses = heard[1]
+        if len(ways) > 1 and ways[1]:
+            misfits = [self._misfit(logp, w[0].words) for w in ways]
+            log.debug("Whisper heard %r, told the ear's %r: %r (misfits %s)",
+                      ways[0][0].words, told, ways[1][0].words, misfits)  # fmt: skip
+            hypotheses = ways[_fits_best(misfits)]
         best = hypotheses[0]
         others = ()
         if config.whisper_alternatives > 0:
@@ -375,17 +386,14 @@ class Hearing:
         if own is None or own <= limit:
             return Heard(words, "ear")
         if self.config.ear_words_prompt and self.config.recognizer == "whisper":
-            heard = self.recognizer.heard_after(audio, sample_rate, ("", _as_asked(words)))
-            others = [h[0].words for h in heard if h]
+            ways = self.recognizer.heard_after(audio, sample_rate, ("", _as_asked(words)))
+            others = [w[0].words for w in ways if w]
         else:
             others = [self.recognizer.transcribe(audio, sample_rate)]
-        heard, best = Heard(words, "ear"), own
-        for other in others:
-            theirs = self._misfit(logp, other)
-            log.debug("ear's words %r (misfit %s), recognizer's %r (%s)", words, own, other, theirs)
-            if theirs is not None and theirs < best:
-                heard, best = Heard(other, self.config.recognizer), theirs
-        return heard
+        misfits = [own, *(self._misfit(logp, other) for other in others)]
+        log.debug("ear's words %r, recognizer's %r (misfits %s)", words, others, misfits)
+        best = _fits_best(misfits)
+        return Heard(words, "ear") if best == 0 else Heard(others[best - 1], self.config.recognizer)
 
     def _misfit(self, logp: torch.Tensor, text: str) -> float | None:
         """How badly `text` fits the ear's hearing (`Ear.misfit`); None for no letter."""
