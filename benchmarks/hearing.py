@@ -7,8 +7,9 @@ For the world's spoken turns of a split (held-out voices; in the test split held
 too) and for recordings of people (Sphinx's test layout, as `benchmarks/ear.py` reads them):
 the word error rate of the hearing's transcripts (what the Thinker reads), how many turns were
 written down by each of its parts (`Hearing.heard`: a known question, the ear, the
-recognizer), and PocketSphinx's (the hearing's language model) and Whisper's word error rates
-and median time on every turn, each on its own.
+recognizer) and its median time a turn (and on the turns the ears leave to the recognizer,
+which may hear them twice), and PocketSphinx's (the hearing's language model) and Whisper's
+word error rates and median time on every turn, each on its own.
 """
 
 from __future__ import annotations
@@ -69,12 +70,21 @@ def main() -> None:
             print(f"{name}: none found")
             continue
         refs = [normalize_text(said) for _, _, said in items]
-        heard = [hearing.heard(UserTurn(audio=a, audio_sample_rate=sr)) for a, sr, _ in items]
+        hearing.heard(UserTurn(audio=items[0][0], audio_sample_rate=items[0][1]))  # (warm)
+        heard, took = [], []
+        for a, sr, _ in items:
+            start = time.perf_counter()
+            heard.append(hearing.heard(UserTurn(audio=a, audio_sample_rate=sr)))
+            took.append(time.perf_counter() - start)
         by = Counter(h.by or "nothing" for h in heard)
+        # (the recognizer's turns: those it wrote, and those the ears left that it heard none in)
+        left = [t for t, h in zip(took, heard, strict=True) if h.by not in ("known", "ear")]
         line = (
             f"{name:>22}: {len(items):3d}  hearing WER "
             f"{jiwer.wer(refs, [normalize_text(h.words) or '-' for h in heard]):.3f}  by "
             + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
+            + f", {1000 * np.median(took):.0f} ms"
+            + (f" (the recognizer's turns {1000 * np.median(left):.0f} ms)" if left else "")
         )
         for label, alone_recognizer in alone.items():
             hyps, seconds = [], []

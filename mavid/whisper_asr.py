@@ -4,7 +4,7 @@ The Conductor's ear was trained on espeak voices only and trusts itself only whe
 than it ever was of a person; the rest of the spoken turns, people's among them, are written
 down by a recognizer trained on people. PocketSphinx in a language model of the domain writes
 people's words as the domain's (10 recordings of people, Debian's pocketsphinx-testdata: WER
-0.571 and 0.887); Whisper tiny.en (39 M parameters, int8 on the CPU, ~0.12-0.25 s a turn on
+0.571 and 0.887); Whisper tiny.en (39 M parameters, int8 on the CPU, ~0.1-0.2 s a turn on
 two cores) writes them down nearly word for word (0.095 and 0.028), and the held-out espeak
 voices the ear is unsure of about as badly (docs/what-was-tried.md, round 11).
 
@@ -19,9 +19,10 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import ctranslate2
 import numpy as np
@@ -60,8 +61,10 @@ VOICED_S = 0.5
 # the files faster-whisper reads from a CTranslate2 Whisper directory (vocabulary.* is read
 # where tokenizer.json is absent; both ship in the bundled copy)
 _NEEDED = ("model.bin", "config.json")
+SIDE_BY_SIDE = 2  # decodes of one turn at once: Whisper's own words and the told ones
 MAX_TOKENS = 448  # Whisper's text context: prompt, previous text and words together
 MAX_PROMPT_TOKENS = MAX_TOKENS // 2 - 1  # (as faster-whisper cuts its initial prompt)
+T = TypeVar("T")
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(st|nd|rd|th)?(%?)")
 
 
@@ -116,6 +119,35 @@ def _distinct(heard: list[tuple[str, float]]) -> list[Hypothesis]:
     return [Hypothesis(w, s) for w, s in out.items()]
 
 
+def _side_by_side(work: Callable[[str], T], prompts: Sequence[str]) -> list[T]:
+    """`work(prompt)` for each of `prompts`, `SIDE_BY_SIDE` at a time, in order: the first in
+    the calling thread, the others in threads of their own, joined before it returns (CTranslate2
+    runs a model's calls from several threads at once, one per worker, GIL released). An error
+    in any is raised here once all have ended."""
+    out: list = [None] * len(prompts)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            out[i] = work(prompts[i])
+        except BaseException as e:  # (raised in the caller below)
+            errors.append(e)
+
+    for start in range(0, len(prompts), SIDE_BY_SIDE):
+        others = [
+            threading.Thread(target=run, args=(i,), name="whisper-decode", daemon=True)
+            for i in range(start + 1, min(start + SIDE_BY_SIDE, len(prompts)))
+        ]
+        for t in others:
+            t.start()
+        run(start)
+        for t in others:
+            t.join()
+        if errors:
+            raise errors[0]
+    return out
+
+
 class WhisperRecognizer:
     """Whisper from a local CTranslate2 directory (thread-safe; blocking: call from a worker)."""
 
@@ -153,12 +185,17 @@ class WhisperRecognizer:
         self.voiced_s = voiced_s
         # (loaded here, not on the first turn Whisper doubts: ~1 s that turn would wait)
         self._vad = load_silero_vad() if voiced_s is not None else None
+        # a turn's decodes (Whisper's own words and those it writes told the ear's) run side by
+        # side, each on its share of the threads the process gives torch (`serve
+        # --torch-threads`): on two cores, one thread each decodes two prompts in 134 ms (median,
+        # the 14 recordings of people) where two threads took them in turn in 287, and even one
+        # prompt faster (101 against 150 ms: tiny.en's matrices are too small to share)
         self._model = WhisperModel(
             str(directory),
             device="cpu",
             compute_type="int8",
-            # as many threads as the process gives torch (`serve --torch-threads`)
-            cpu_threads=torch.get_num_threads(),
+            cpu_threads=max(1, torch.get_num_threads() // SIDE_BY_SIDE),
+            num_workers=SIDE_BY_SIDE,
             local_files_only=True,
         )
         # a multilingual Whisper is told the language and the task in its prompt (an English-only
@@ -170,7 +207,7 @@ class WhisperRecognizer:
         self._tokenizer = tokenizer
         self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         self._suppress = get_suppressed_tokens(tokenizer, [-1])  # (faster-whisper's defaults)
-        self._lock = threading.Lock()  # one utterance at a time: two cores gain nothing more
+        self._lock = threading.Lock()  # one turn at a time (its decodes side by side)
         # faster-whisper logs every utterance's duration at INFO: a line per spoken turn in the
         # server's log
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
@@ -200,7 +237,7 @@ class WhisperRecognizer:
             if pcm.size / WHISPER_SAMPLE_RATE + PAD_S <= WINDOW_S:
                 heard = self._short(pcm, prompts)
             else:  # a long turn: faster-whisper's 30-s windows, one after the other
-                heard = [self._long(pcm, prompt) for prompt in prompts]
+                heard = _side_by_side(lambda prompt: self._long(pcm, prompt), prompts)
         return [_distinct(h) for h in heard]
 
     def _long(self, pcm: np.ndarray, prompt: str) -> list[tuple[str, float]]:
@@ -236,11 +273,10 @@ class WhisperRecognizer:
         # ~3 tokens a word, people say at most ~4 words a second
         length = int(16 * pcm.size / WHISPER_SAMPLE_RATE) + 16
         voiced: bool | None = None  # (asked of silero once, where Whisper doubts)
-        eot = self._tokenizer.eot
-        out = []
-        for prompt in prompts:
+
+        def decoded(prompt: str):
             tokens = self._previous(prompt) + self._prompt
-            result = self._model.model.generate(
+            return self._model.model.generate(
                 encoded,
                 [tokens],
                 beam_size=self.beam,
@@ -251,6 +287,10 @@ class WhisperRecognizer:
                 suppress_blank=True,
                 suppress_tokens=self._suppress,
             )[0]
+
+        eot = self._tokenizer.eot
+        out = []
+        for result in _side_by_side(decoded, prompts):
             if result.no_speech_prob > NO_SPEECH:
                 voiced = self._voiced(pcm) if voiced is None else voiced
                 if not voiced:

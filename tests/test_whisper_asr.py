@@ -192,6 +192,33 @@ def test_whisper_told_what_came_before_still_writes_down_what_it_hears(whisper, 
         whisper.heard_after(spoken.audio, spoken.sample_rate, "Is there parking?")
 
 
+def test_a_turns_decodes_side_by_side_give_what_each_gives_alone(whisper, spoken, monkeypatch):
+    # a turn's prompts are decoded side by side (two at a time): each as it is alone, in order,
+    # in the short window and in faster-whisper's 30-s ones
+    prompts = ("", "Where can I leave my coat?", "How much is a ticket for a child?")
+    together = whisper.heard_after(spoken.audio, spoken.sample_rate, prompts)
+    alone = [whisper.heard_after(spoken.audio, spoken.sample_rate, (p,))[0] for p in prompts]
+    assert together == alone and all(together)
+    audio = np.concatenate([spoken.audio, np.zeros(22 * spoken.sample_rate, np.float32)])
+    long = whisper.heard_after(audio, spoken.sample_rate, prompts[:2])
+    assert long == [whisper.heard_after(audio, spoken.sample_rate, (p,))[0] for p in prompts[:2]]
+    # a decode that raises: the error reaches the caller once the others have ended, no
+    # decoding thread is left, and the recognizer hears the next turn
+    previous = whisper._previous
+
+    def failing(prompt: str) -> list[int]:
+        if prompt == "boom":
+            raise RuntimeError("decoder failed")
+        return previous(prompt)
+
+    monkeypatch.setattr(whisper, "_previous", failing)
+    with pytest.raises(RuntimeError, match="decoder failed"):
+        whisper.heard_after(spoken.audio, spoken.sample_rate, ("", "boom"))
+    assert not [t for t in threading.enumerate() if t.name == "whisper-decode"]
+    monkeypatch.undo()
+    assert whisper.heard_after(spoken.audio, spoken.sample_rate, prompts[:1]) == alone[:1]
+
+
 def test_the_hearing_hands_on_whispers_near_alternatives(spoken):
     turn = UserTurn(audio=spoken.audio, audio_sample_rate=spoken.sample_rate)
     alone = Hearing(HearingConfig(recognizer="whisper")).heard(turn)
