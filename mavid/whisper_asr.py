@@ -236,7 +236,7 @@ class WhisperRecognizer:
         with self._lock:
             if pcm.size / WHISPER_SAMPLE_RATE + PAD_S <= WINDOW_S:
                 heard = self._short(pcm, prompts)
-            else:  # a long turn: faster-whisper's 30-s windows, one after the other
+            else:  # a long turn: faster-whisper's 30-s windows in turn (prompts side by side)
                 heard = _side_by_side(lambda prompt: self._long(pcm, prompt), prompts)
         return [_distinct(h) for h in heard]
 
