@@ -127,7 +127,11 @@ class ServeCommand(Command):
         "leaves, people's voices among them; default: the checkpoint's hearing.json says.",
     )
     torch_threads: int | None = Field(
-        None, ge=1, description="torch intra-op threads per model call (default: torch's)."
+        None,
+        ge=1,
+        description="torch intra-op threads per model call (default: as the process has them: "
+        "one, as silero-vad, the turn detector, sets on import; Whisper's decodes take half "
+        "as many each, at least one).",
     )
     ice_servers: list[str] = Field(
         default_factory=list,

@@ -51,7 +51,9 @@ class ServerConfig:
     token: str | None = None  # bearer token required on /offer and /whip (None: open)
     max_sessions: int = 4  # concurrent sessions; more get 503 + Retry-After
     threads: int = 2  # worker threads for model work (Conductor + Creator), all sessions
-    torch_threads: int | None = None  # torch intra-op threads per call (None: torch's default)
+    # torch intra-op threads per call (None: as the process has them: 1, as silero-vad sets on
+    # import, so each worker's call runs on its own core)
+    torch_threads: int | None = None
     # ICE host candidates are gathered only on these addresses (empty: every interface but
     # loopback, aioice's default). ["127.0.0.1"] keeps all traffic on this machine.
     ice_host_addresses: list[str] = field(default_factory=list)
