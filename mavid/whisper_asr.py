@@ -20,6 +20,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -120,32 +121,11 @@ def _distinct(heard: list[tuple[str, float]]) -> list[Hypothesis]:
 
 
 def _side_by_side(work: Callable[[str], T], prompts: Sequence[str]) -> list[T]:
-    """`work(prompt)` for each of `prompts`, `SIDE_BY_SIDE` at a time, in order: the first in
-    the calling thread, the others in threads of their own, joined before it returns (CTranslate2
-    runs a model's calls from several threads at once, one per worker, GIL released). An error
-    in any is raised here once all have ended."""
-    out: list = [None] * len(prompts)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            out[i] = work(prompts[i])
-        except BaseException as e:  # (raised in the caller below)
-            errors.append(e)
-
-    for start in range(0, len(prompts), SIDE_BY_SIDE):
-        others = [
-            threading.Thread(target=run, args=(i,), name="whisper-decode", daemon=True)
-            for i in range(start + 1, min(start + SIDE_BY_SIDE, len(prompts)))
-        ]
-        for t in others:
-            t.start()
-        run(start)
-        for t in others:
-            t.join()
-        if errors:
-            raise errors[0]
-    return out
+    """`work(prompt)` for each of `prompts`, `SIDE_BY_SIDE` at a time, results in order
+    (CTranslate2 runs a model's calls from several threads at once, one per worker, GIL
+    released); the pool's threads end before it returns, an error in any raised here."""
+    with ThreadPoolExecutor(SIDE_BY_SIDE, thread_name_prefix="whisper-decode") as pool:
+        return list(pool.map(work, prompts))
 
 
 class WhisperRecognizer:
